@@ -1,0 +1,35 @@
+# RefineryIQ Edge — the two set-up commands: `make run` and `make test`.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-long bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+## Run the gateway with the bundled simulator and the embedded store (no database or broker).
+run: $(STAMP)
+	$(BIN)/refineryiq run --simulate
+
+## Run the whole test suite (starts/installs PostgreSQL and Mosquitto when needed).
+test: $(STAMP)
+	bash scripts/test.sh
+
+## Long fault and soak runs.
+test-long: $(STAMP)
+	bash scripts/test.sh --long
+
+## Benchmarks (results in bench/results/).
+bench: $(STAMP)
+	$(BIN)/python bench/ingest.py
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) state .pytest_cache

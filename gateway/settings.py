@@ -1,0 +1,547 @@
+"""Configuration models: the daemon (`gateway.toml`) and the plant catalog (`plant.toml`).
+
+Both files are validated once at start-up. Every daemon setting can be overridden from the
+environment with the prefix ``REFINERYIQ_`` and ``__`` between nesting levels
+(``REFINERYIQ_HTTP__PORT=8080``); a secret may instead come from a file named by the same
+variable with ``_FILE`` appended (``REFINERYIQ_DATABASE__URL_FILE=/run/credentials/db``).
+Errors are raised as :class:`ConfigError`, whose message names the file and the field path.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "REFINERYIQ_"
+DEFAULT_CONFIG = Path("config/gateway.toml")
+
+
+class ConfigError(Exception):
+    """A configuration file is missing, is not TOML, or fails validation."""
+
+    def __init__(self, path: Path | str, problems: list[str]):
+        self.path = str(path)
+        self.problems = problems
+        super().__init__(f"{path}: " + "; ".join(problems))
+
+
+class Strict(BaseModel):
+    """Base for config sections: unknown keys are errors (they are usually typos)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --------------------------------------------------------------------------- plant catalog
+
+
+class TagType(StrEnum):
+    TEMPERATURE = "TEMPERATURE"
+    FLOW = "FLOW"
+    PRESSURE = "PRESSURE"
+    CURRENT = "CURRENT"
+    LEVEL = "LEVEL"
+    ANALYTICAL = "ANALYTICAL"
+    VIBRATION = "VIBRATION"
+    POWER = "POWER"
+    POSITION = "POSITION"
+    STATUS = "STATUS"
+    ANALOG = "ANALOG"
+
+
+class DataType(StrEnum):
+    BOOL = "bool"
+    INT16 = "int16"
+    UINT16 = "uint16"
+    INT32 = "int32"
+    UINT32 = "uint32"
+    FLOAT32 = "float32"
+    FLOAT64 = "float64"
+
+    @property
+    def registers(self) -> int:
+        """16-bit registers one value occupies (bits count as one address)."""
+        return {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,
+                "float32": 2, "float64": 4}[self.value]
+
+
+class ByteOrder(StrEnum):
+    """Order of the bytes of a multi-register value, A being the most significant byte."""
+
+    ABCD = "ABCD"  # big-endian words, big-endian bytes (Modbus default)
+    CDAB = "CDAB"  # word-swapped
+    BADC = "BADC"  # byte-swapped
+    DCBA = "DCBA"  # little-endian
+
+
+class ModbusTable(StrEnum):
+    HOLDING = "holding"
+    INPUT = "input"
+    COIL = "coil"
+    DISCRETE = "discrete"
+
+    @property
+    def is_bits(self) -> bool:
+        return self in (ModbusTable.COIL, ModbusTable.DISCRETE)
+
+
+class ModbusAddress(Strict):
+    """Where a tag lives in a Modbus server; engineering value = raw * scale + offset."""
+
+    table: ModbusTable
+    address: int = Field(ge=0, le=65535)
+    type: DataType = DataType.UINT16
+    order: ByteOrder = ByteOrder.ABCD
+    scale: float = 1.0
+    offset: float = 0.0
+
+    @model_validator(mode="after")
+    def _type_fits_table(self) -> ModbusAddress:
+        if self.table.is_bits and self.type != DataType.BOOL:
+            raise ValueError(f"{self.table.value} addresses hold bits: type must be 'bool'")
+        if not self.table.is_bits and self.type == DataType.BOOL:
+            raise ValueError(f"{self.table.value} registers cannot have type 'bool'")
+        if self.address + self.type.registers - 1 > 65535:
+            raise ValueError("value runs past register 65535")
+        return self
+
+    @property
+    def count(self) -> int:
+        return self.type.registers
+
+
+class OpcUaAddress(Strict):
+    node_id: str = Field(min_length=3)
+
+
+class Unit(Strict):
+    """A process unit of the refinery (seed table process_units)."""
+
+    id: str
+    name: str
+    type: str
+    capacity_bpd: float = Field(gt=0)
+    description: str = ""
+    feed_tag: str | None = None
+    power_tag: str | None = None
+    product_tags: list[str] = []
+    energy_benchmark_kwh_bbl: float | None = Field(default=None, gt=0)
+    energy_target_kwh_bbl: float | None = Field(default=None, gt=0)
+
+
+class Equipment(Strict):
+    """A piece of equipment of a unit (seed table equipment)."""
+
+    id: str
+    name: str
+    type: str
+    unit_id: str
+    manufacturer: str = ""
+    installation_date: date | None = None
+    sim: dict[str, Any] = {}
+
+
+class Tag(Strict):
+    """A measured process variable (seed table process_tags) and its address map."""
+
+    id: str
+    name: str
+    unit_id: str | None = None
+    equipment_id: str | None = None
+    engineering_units: str
+    tag_type: TagType
+    normal_min: float
+    normal_max: float
+    ll: float | None = None
+    hh: float | None = None
+    instrument_min: float | None = None
+    instrument_max: float | None = None
+    deadband: float | None = Field(default=None, ge=0)
+    is_critical: bool = False
+    description: str = ""
+    opcua: OpcUaAddress | None = None
+    modbus: ModbusAddress | None = None
+    # Hints for the bundled simulator only (setpoint, noise, couplings); the gateway ignores them.
+    sim: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> Tag:
+        if self.normal_min > self.normal_max:
+            raise ValueError(f"normal_min {self.normal_min} is above normal_max {self.normal_max}")
+        if self.ll is not None and self.ll > self.normal_min:
+            raise ValueError(f"ll {self.ll} must not be above normal_min {self.normal_min}")
+        if self.hh is not None and self.hh < self.normal_max:
+            raise ValueError(f"hh {self.hh} must not be below normal_max {self.normal_max}")
+        lo = self.instrument_min
+        hi = self.instrument_max
+        if lo is not None and hi is not None and lo >= hi:
+            raise ValueError(f"instrument_min {lo} must be below instrument_max {hi}")
+        if lo is not None and lo > min(self.normal_min, self.ll if self.ll is not None else lo):
+            raise ValueError("instrument_min must not be above the normal range or ll")
+        if hi is not None and hi < max(self.normal_max, self.hh if self.hh is not None else hi):
+            raise ValueError("instrument_max must not be below the normal range or hh")
+        return self
+
+
+class Tank(Strict):
+    id: str
+    name: str
+    product: str
+    capacity_l: float = Field(gt=0)
+    level_tag: str
+    unit_id: str | None = None
+    low_level_pct: float = Field(default=15.0, ge=0, le=100)
+    high_level_pct: float = Field(default=90.0, ge=0, le=100)
+
+
+class InventoryItem(Strict):
+    sku: str
+    item: str
+    quantity: float = Field(ge=0)
+    unit: str
+    location: str = ""
+    reorder_level: float = Field(default=0, ge=0)
+    critical_level: float = Field(default=0, ge=0)
+
+
+class Plant(Strict):
+    """The plant catalog: units, equipment, tags, tanks, inventory seed items."""
+
+    name: str = "RefineryIQ"
+    units: list[Unit]
+    equipment: list[Equipment] = []
+    tags: list[Tag]
+    tanks: list[Tank] = []
+    inventory: list[InventoryItem] = []
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Plant:
+        problems: list[str] = []
+        _no_duplicates("units", [u.id for u in self.units], problems)
+        _no_duplicates("equipment", [e.id for e in self.equipment], problems)
+        _no_duplicates("tags", [t.id for t in self.tags], problems)
+        _no_duplicates("tanks", [t.id for t in self.tanks], problems)
+        _no_duplicates("inventory", [i.sku for i in self.inventory], problems)
+        units = {u.id for u in self.units}
+        equipment = {e.id for e in self.equipment}
+        tags = {t.id for t in self.tags}
+        for i, e in enumerate(self.equipment):
+            if e.unit_id not in units:
+                problems.append(f"equipment.{i}.unit_id: unknown unit '{e.unit_id}'")
+        for i, t in enumerate(self.tags):
+            if t.unit_id is not None and t.unit_id not in units:
+                problems.append(f"tags.{i}.unit_id: unknown unit '{t.unit_id}'")
+            if t.equipment_id is not None and t.equipment_id not in equipment:
+                problems.append(f"tags.{i}.equipment_id: unknown equipment '{t.equipment_id}'")
+        for i, u in enumerate(self.units):
+            for field in ("feed_tag", "power_tag"):
+                ref = getattr(u, field)
+                if ref is not None and ref not in tags:
+                    problems.append(f"units.{i}.{field}: unknown tag '{ref}'")
+            for j, ref in enumerate(u.product_tags):
+                if ref not in tags:
+                    problems.append(f"units.{i}.product_tags.{j}: unknown tag '{ref}'")
+        for i, tank in enumerate(self.tanks):
+            if tank.level_tag not in tags:
+                problems.append(f"tanks.{i}.level_tag: unknown tag '{tank.level_tag}'")
+        problems += _address_conflicts(self.tags)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _no_duplicates(section: str, ids: list[str], problems: list[str]) -> None:
+    seen: set[str] = set()
+    for i, ident in enumerate(ids):
+        if ident in seen:
+            problems.append(f"{section}.{i}: duplicate id '{ident}'")
+        seen.add(ident)
+
+
+def _address_conflicts(tags: list[Tag]) -> list[str]:
+    """Two tags must not share a Modbus register (of the same table) or an OPC-UA node."""
+    problems: list[str] = []
+    owner: dict[tuple[str, int], str] = {}
+    nodes: dict[str, str] = {}
+    for i, tag in enumerate(tags):
+        if tag.modbus is not None:
+            m = tag.modbus
+            for reg in range(m.address, m.address + m.count):
+                other = owner.setdefault((m.table.value, reg), tag.id)
+                if other != tag.id:
+                    problems.append(
+                        f"tags.{i}.modbus.address: {m.table.value} register {reg} of '{tag.id}'"
+                        f" is already used by '{other}'")
+                    break
+        if tag.opcua is not None:
+            other = nodes.setdefault(tag.opcua.node_id, tag.id)
+            if other != tag.id:
+                problems.append(f"tags.{i}.opcua.node_id: '{tag.opcua.node_id}' is already used by '{other}'")
+    return problems
+
+
+# --------------------------------------------------------------------------- daemon settings
+
+
+class OpcUaDevice(Strict):
+    id: str
+    protocol: Literal["opcua"]
+    endpoint: str = "opc.tcp://127.0.0.1:4840"
+    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    security_mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
+    username: str | None = None
+    password: SecretStr | None = None
+    timeout_s: float = Field(default=4.0, gt=0)
+    max_nodes_per_read: int | None = Field(default=None, gt=0)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _opc_tcp(cls, v: str) -> str:
+        if not v.startswith("opc.tcp://"):
+            raise ValueError("must start with opc.tcp://")
+        return v
+
+
+class ModbusDevice(Strict):
+    id: str
+    protocol: Literal["modbus"]
+    host: str = "127.0.0.1"
+    port: int = Field(default=502, ge=1, le=65535)
+    unit_id: int = Field(default=1, ge=0, le=255)
+    timeout_s: float = Field(default=1.0, gt=0)
+    max_registers: int = Field(default=125, ge=1, le=125)
+    max_bits: int = Field(default=2000, ge=1, le=2000)
+    max_gap: int = Field(default=0, ge=0, le=124)
+
+
+Device = Annotated[OpcUaDevice | ModbusDevice, Field(discriminator="protocol")]
+
+
+class ScanGroup(Strict):
+    """Tags of one device read together at one interval."""
+
+    id: str
+    device: str
+    interval_ms: int = Field(default=1000, ge=10)
+    mode: Literal["poll", "subscribe"] = "poll"
+    tags: list[str] = []
+    units: list[str] = []
+    synthetic: bool = False
+    stale_after_scans: int = Field(default=10, ge=1)
+    # OPC-UA subscriptions only: absolute deadband in engineering units, 0 = every change.
+    deadband: float = Field(default=0.0, ge=0)
+    queue_size: int = Field(default=1, ge=1)
+
+
+class HttpSettings(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    cors_origins: list[str] = []
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _no_wildcard(cls, v: list[str]) -> list[str]:
+        if "*" in v:
+            raise ValueError("'*' is not allowed: list each origin (e.g. http://localhost:3000)")
+        return v
+
+
+class LoggingSettings(Strict):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+class StoreSettings(Strict):
+    """The embedded store (SQLite in the state directory)."""
+
+    retention_days: float = Field(default=30, gt=0)
+    max_bytes: int = Field(default=2_000_000_000, ge=10_000_000)
+
+
+class DatabaseSettings(Strict):
+    url: SecretStr | None = None
+    migrate_on_start: bool = True
+    batch_rows: int = Field(default=50_000, ge=1)
+
+
+class MqttSettings(Strict):
+    host: str | None = None
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+
+class SimulatorSettings(Strict):
+    """Used by `refineryiq run --simulate` when it starts the bundled simulator."""
+
+    seed: int = 7
+    speed: float = Field(default=1.0, gt=0)
+    synthetic_tags: int = Field(default=0, ge=0, le=30000)
+    opcua_port: int = Field(default=4840, ge=0, le=65535)
+    modbus_port: int = Field(default=5020, ge=0, le=65535)
+
+
+class GatewaySettings(BaseSettings):
+    """The daemon's configuration (`config/gateway.toml` plus REFINERYIQ_* overrides)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True)
+
+    gateway_id: str = Field(default="edge-01", pattern=r"^[A-Za-z0-9_.-]+$")
+    site: str = Field(default="plant", pattern=r"^[A-Za-z0-9_.-]+$")
+    state_dir: Path = Path("state")
+    plant_file: Path = Path("plant.toml")
+    http: HttpSettings = HttpSettings()
+    logging: LoggingSettings = LoggingSettings()
+    store: StoreSettings = StoreSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    mqtt: MqttSettings = MqttSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    devices: list[Device] = []
+    scan_groups: list[ScanGroup] = []
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings,
+                                   dotenv_settings, file_secret_settings):
+        # The file's values come in as init kwargs; the environment overrides them.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _groups_reference_devices(self) -> GatewaySettings:
+        problems: list[str] = []
+        _no_duplicates("devices", [d.id for d in self.devices], problems)
+        _no_duplicates("scan_groups", [g.id for g in self.scan_groups], problems)
+        devices = {d.id for d in self.devices}
+        for i, group in enumerate(self.scan_groups):
+            if group.device not in devices:
+                problems.append(f"scan_groups.{i}.device: device '{group.device}' is not defined")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class Config(BaseModel):
+    """A loaded, validated, cross-checked configuration: daemon settings and plant catalog."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    path: Path
+    settings: GatewaySettings
+    plant: Plant
+
+    def device(self, device_id: str) -> Device:
+        return next(d for d in self.settings.devices if d.id == device_id)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise ConfigError(path, ["file not found"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
+    except OSError as exc:
+        raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
+
+
+def _problems(exc: ValidationError) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        msg = err["msg"].removeprefix("Value error, ")
+        out.append(f"{loc}: {msg}")
+    return out
+
+
+def _secrets_from_files(environ: dict[str, str]) -> dict[str, str]:
+    """Resolve REFINERYIQ_X_FILE variables into REFINERYIQ_X (file content, stripped)."""
+    resolved = dict(environ)
+    for key, value in environ.items():
+        if key.startswith(ENV_PREFIX) and key.endswith("_FILE"):
+            target = key.removesuffix("_FILE")
+            try:
+                resolved[target] = Path(value).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(value, [f"{key}: cannot read secret file: {exc.strerror}"]) from None
+    return resolved
+
+
+def load_plant(path: Path) -> Plant:
+    try:
+        return Plant.model_validate(_read_toml(path))
+    except ValidationError as exc:
+        raise ConfigError(path, _problems(exc)) from None
+
+
+def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Load and validate gateway.toml, the plant catalog it names, and their cross-references."""
+    path = Path(path) if path is not None else DEFAULT_CONFIG
+    data = _read_toml(path)
+    env = _secrets_from_files(dict(os.environ if environ is None else environ))
+    saved = os.environ.copy()
+    try:
+        os.environ.clear()
+        os.environ.update(env)
+        settings = GatewaySettings(**data)
+    except ValidationError as exc:
+        raise ConfigError(path, _problems(exc)) from None
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    base = path.parent
+    state_dir = settings.state_dir if settings.state_dir.is_absolute() else base.parent / settings.state_dir
+    if "REFINERYIQ_STATE_DIR" in env:
+        state_dir = Path(env["REFINERYIQ_STATE_DIR"])
+    plant_path = settings.plant_file if settings.plant_file.is_absolute() else base / settings.plant_file
+    settings = settings.model_copy(update={"state_dir": state_dir, "plant_file": plant_path})
+    plant = load_plant(plant_path)
+    problems = cross_check(settings, plant)
+    if problems:
+        raise ConfigError(path, problems)
+    return Config(path=path, settings=settings, plant=plant)
+
+
+def cross_check(settings: GatewaySettings, plant: Plant) -> list[str]:
+    """Checks that need both files: scan groups name known tags and units with addresses."""
+    problems: list[str] = []
+    tags = {t.id: t for t in plant.tags}
+    units = {u.id for u in plant.units}
+    devices = {d.id: d for d in settings.devices}
+    claimed: dict[tuple[str, str], str] = {}
+    for i, group in enumerate(settings.scan_groups):
+        device = devices[group.device]
+        if group.mode == "subscribe" and device.protocol != "opcua":
+            problems.append(f"scan_groups.{i}.mode: 'subscribe' needs an OPC-UA device")
+        for j, unit_id in enumerate(group.units):
+            if unit_id not in units:
+                problems.append(f"scan_groups.{i}.units.{j}: unknown unit '{unit_id}'")
+        for j, tag_id in enumerate(group.tags):
+            tag = tags.get(tag_id)
+            if tag is None:
+                problems.append(f"scan_groups.{i}.tags.{j}: unknown tag '{tag_id}'")
+            elif getattr(tag, device.protocol) is None:
+                problems.append(f"scan_groups.{i}.tags.{j}: tag '{tag_id}' has no {device.protocol} address")
+            else:
+                other = claimed.setdefault((device.id, tag_id), group.id)
+                if other != group.id:
+                    problems.append(f"scan_groups.{i}.tags.{j}: tag '{tag_id}' is already scanned by group '{other}'")
+    return problems
