@@ -457,7 +457,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
             return tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(path, ["file not found"]) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
     except OSError as exc:
         raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
@@ -466,9 +466,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
 def _problems(exc: ValidationError) -> list[str]:
     out = []
     for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        loc = ".".join(str(p) for p in err["loc"])
         msg = err["msg"].removeprefix("Value error, ")
-        out.append(f"{loc}: {msg}")
+        # Cross-reference checks report several "field: problem" items in one message.
+        for part in msg.split("; "):
+            out.append(f"{loc}: {part}" if loc else part)
     return out
 
 
@@ -478,6 +480,7 @@ def _secrets_from_files(environ: dict[str, str]) -> dict[str, str]:
     for key, value in environ.items():
         if key.startswith(ENV_PREFIX) and key.endswith("_FILE"):
             target = key.removesuffix("_FILE")
+            del resolved[key]
             try:
                 resolved[target] = Path(value).read_text().strip()
             except OSError as exc:

@@ -1,0 +1,1 @@
+"""The HTTP API: an aiohttp application whose routes are grouped by domain modules."""

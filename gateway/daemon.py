@@ -1,0 +1,124 @@
+"""The daemon: wires settings, catalog, store, pipeline and HTTP; handles signals."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+
+from aiohttp import web
+
+from gateway.api.app import create_app
+from gateway.api.context import GatewayContext
+from gateway.catalog import Catalog
+from gateway.logs import get_logger
+from gateway.pipeline import Pipeline
+from gateway.settings import Config
+from gateway.simulated import SimulatorProcess
+from gateway.store.embedded import EmbeddedStore
+from gateway.supervisor import Supervisor
+
+log = get_logger("gateway.daemon")
+
+SHUTDOWN_DEADLINE_S = 8.0
+RETENTION_EVERY_S = 300.0
+
+
+class Gateway:
+    """One running gateway. ``run()`` returns after SIGTERM/SIGINT once data is flushed."""
+
+    def __init__(self, config: Config, simulate: bool = False):
+        self.config = config
+        self.settings = config.settings
+        self.simulate = simulate
+        self.simulator: SimulatorProcess | None = None
+        self.supervisor = Supervisor()
+        self.stop_event = asyncio.Event()
+        self.http_runner: web.AppRunner | None = None
+        self.http_port: int | None = None
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop_event.set)
+        try:
+            await self._start()
+            log.info("gateway running", gateway_id=self.settings.gateway_id,
+                     http=f"http://{self.settings.http.host}:{self.http_port}",
+                     devices=len(self.settings.devices), tags=len(self.catalog))
+            await self.stop_event.wait()
+            log.info("shutdown requested; flushing")
+        finally:
+            await asyncio.wait_for(self._shutdown(), SHUTDOWN_DEADLINE_S + 2)
+
+    async def _start(self) -> None:
+        settings = self.settings
+        if self.simulate:
+            self.simulator = SimulatorProcess(settings)
+            await self.simulator.start()
+            settings = self.settings = self.simulator.point_devices(settings)
+        self.catalog = Catalog.build(self.config.plant, settings.simulator.synthetic_tags
+                                     if self.simulate else 0)
+        state_dir = settings.state_dir
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.store = EmbeddedStore(state_dir / "history.sqlite",
+                                   retention_s=settings.store.retention_days * 86400,
+                                   max_bytes=settings.store.max_bytes)
+        await self.store.open()
+        self.pipeline = Pipeline(settings, self.catalog, self.store, state_dir)
+        await self._restore_live()
+        self.context = GatewayContext(settings=settings, catalog=self.catalog,
+                                      pipeline=self.pipeline, store=self.store,
+                                      started_at=time.time())
+        if self.simulator is not None:
+            self.context.extras["simulator"] = self.simulator.ready
+        await self._start_http()
+        await self.pipeline.connect_all()
+        self.supervisor.start("accept", self.pipeline.accept_loop)
+        for mode, group_id in self.pipeline.scan_task_names():
+            if mode == "poll":
+                self.supervisor.start(f"scan:{group_id}",
+                                      lambda g=group_id: self.pipeline.scan_loop(g))
+            else:
+                self.supervisor.start(f"subscribe:{group_id}",
+                                      lambda g=group_id: self.pipeline.subscribe_group(g))
+        self.supervisor.start("retention", self._retention_loop)
+
+    async def _restore_live(self) -> None:
+        latest = await self.store.latest()
+        if latest is not None and len(latest[0]):
+            self.pipeline.live.restore(*latest)
+
+    async def _start_http(self) -> None:
+        http = self.settings.http
+        self.http_runner = web.AppRunner(create_app(self.context), access_log=None)
+        await self.http_runner.setup()
+        site = web.TCPSite(self.http_runner, http.host, http.port)
+        await site.start()
+        self.http_port = site._server.sockets[0].getsockname()[1]  # real port when 0 was asked
+
+    async def _retention_loop(self) -> None:
+        while True:
+            await self.store.enforce_retention(time.time())
+            await asyncio.sleep(RETENTION_EVERY_S)
+
+    async def _shutdown(self) -> None:
+        """Stop scanning, commit what is queued, close devices, store and HTTP."""
+        scans = [n for n in self.supervisor.names() if n.startswith(("scan:", "subscribe:"))]
+        await self.supervisor.stop(scans)
+        if hasattr(self, "pipeline"):
+            try:
+                await asyncio.wait_for(self.pipeline.drain(), SHUTDOWN_DEADLINE_S / 2)
+            except TimeoutError:
+                log.error("shutdown deadline reached with scans still queued",
+                          queued=self.pipeline.queue.qsize())
+        await self.supervisor.stop()
+        if hasattr(self, "pipeline"):
+            await self.pipeline.close_all()
+        if self.http_runner is not None:
+            await self.http_runner.cleanup()
+        if hasattr(self, "store"):
+            await self.store.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+        log.info("gateway stopped")
