@@ -13,6 +13,7 @@ from gateway.api.context import GatewayContext
 from gateway.catalog import Catalog
 from gateway.logs import get_logger
 from gateway.pipeline import Pipeline
+from gateway.sdnotify import Notifier
 from gateway.settings import Config
 from gateway.simulated import SimulatorProcess
 from gateway.store.embedded import EmbeddedStore
@@ -36,6 +37,8 @@ class Gateway:
         self.stop_event = asyncio.Event()
         self.http_runner: web.AppRunner | None = None
         self.http_port: int | None = None
+        self.notifier = Notifier()
+        self.services: list = []
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -43,11 +46,15 @@ class Gateway:
             loop.add_signal_handler(sig, self.stop_event.set)
         try:
             await self._start()
+            await self._wait_first_scans()
+            self.notifier.ready(f"scanning {len(self.pipeline.plans)} groups, "
+                                f"{len(self.settings.devices)} devices")
             log.info("gateway running", gateway_id=self.settings.gateway_id,
                      http=f"http://{self.settings.http.host}:{self.http_port}",
                      devices=len(self.settings.devices), tags=len(self.catalog))
             await self.stop_event.wait()
             log.info("shutdown requested; flushing")
+            self.notifier.stopping()
         finally:
             await asyncio.wait_for(self._shutdown(), SHUTDOWN_DEADLINE_S + 2)
 
@@ -72,6 +79,10 @@ class Gateway:
                                       started_at=time.time())
         if self.simulator is not None:
             self.context.extras["simulator"] = self.simulator.ready
+        for service in self._services():
+            await service.start(self)
+            self.services.append(service)
+            self.context.extras[service.name] = service
         await self._start_http()
         await self.pipeline.connect_all()
         self.supervisor.start("accept", self.pipeline.accept_loop)
@@ -83,6 +94,32 @@ class Gateway:
                 self.supervisor.start(f"subscribe:{group_id}",
                                       lambda g=group_id: self.pipeline.subscribe_group(g))
         self.supervisor.start("retention", self._retention_loop)
+        if (interval := Notifier.watchdog_interval()) is not None:
+            self.supervisor.start("watchdog", lambda: self._watchdog_loop(interval))
+
+    async def _wait_first_scans(self, timeout: float = 30.0) -> None:
+        """READY=1 only once every device's first scan was accepted or failed cleanly."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        stats = self.pipeline.device_stats
+        while loop.time() < deadline and not self.stop_event.is_set():
+            if all(s.last_scan is not None for s in stats.values()):
+                return
+            await asyncio.sleep(0.05)
+
+    async def _watchdog_loop(self, interval: float) -> None:
+        """Keep-alive to systemd only while the pipeline really accepts scans."""
+        last = -1
+        while True:
+            accepted = self.pipeline.accepted_batches
+            if accepted != last:
+                self.notifier.watchdog()
+                last = accepted
+            await asyncio.sleep(interval)
+
+    def _services(self) -> list:
+        """The services this configuration needs, in start order."""
+        return []
 
     async def _restore_live(self) -> None:
         latest = await self.store.latest()
@@ -113,6 +150,11 @@ class Gateway:
                 log.error("shutdown deadline reached with scans still queued",
                           queued=self.pipeline.queue.qsize())
         await self.supervisor.stop()
+        for service in reversed(self.services):
+            try:
+                await service.stop()
+            except Exception:
+                log.exception("service failed to stop cleanly", service=service.name)
         if hasattr(self, "pipeline"):
             await self.pipeline.close_all()
         if self.http_runner is not None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import health, tags
+from gateway.api import health, metrics, tags
 from gateway.api.context import CTX_KEY, GatewayContext
 from gateway.api.errors import error_middleware
 
-DOMAINS = (health, tags)
+DOMAINS = (health, tags, metrics)
 
 
 def create_app(ctx: GatewayContext) -> web.Application:
