@@ -27,6 +27,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from analytics.alarm_config import AlarmConfig
+
 ENV_PREFIX = "REFINERYIQ_"
 DEFAULT_CONFIG = Path("config/gateway.toml")
 
@@ -326,6 +328,9 @@ class ModbusDevice(Strict):
     max_registers: int = Field(default=125, ge=1, le=125)
     max_bits: int = Field(default=2000, ge=1, le=2000)
     max_gap: int = Field(default=0, ge=0, le=124)
+    # TCP connections used in parallel (pymodbus does not pipeline requests on one connection);
+    # many PLCs accept only a few Modbus connections, so keep this small.
+    max_concurrent: int = Field(default=2, ge=1, le=16)
 
 
 Device = Annotated[OpcUaDevice | ModbusDevice, Field(discriminator="protocol")]
@@ -360,6 +365,25 @@ class HttpSettings(Strict):
         return v
 
 
+class AuthSettings(Strict):
+    """HTTP API users and tokens (see gateway/api/auth.py)."""
+
+    # A token lives one shift by default; after it expires the user logs in again.
+    token_lifetime_s: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
+    # None: reads need a token only when the API listens beyond loopback (http.host).
+    require_token_for_reads: bool | None = None
+    # HS256 signing key (at least 32 characters). Unset: <state_dir>/secrets/jwt.key, generated
+    # on first start. From a file: REFINERYIQ_AUTH__SIGNING_KEY_FILE=/run/credentials/jwt-key.
+    signing_key: SecretStr | None = None
+
+    @field_validator("signing_key")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value()) < 32:
+            raise ValueError("must be at least 32 characters (e.g. `openssl rand -hex 32`)")
+        return v
+
+
 class LoggingSettings(Strict):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "console", "json"] = "auto"
@@ -378,6 +402,20 @@ class DatabaseSettings(Strict):
     batch_rows: int = Field(default=50_000, ge=1)
 
 
+class MqttValuesConfig(Strict):
+    """Live values by exception: a tag is published when its value moves by more than the
+    deadband (% of its normal span) or its quality changes, at most once per
+    ``min_interval_s``. Off by default: alarms and status are the MQTT contract, values are
+    an opt-in for control-room displays. (Defined here, not in gateway.mqtt, so that
+    MqttSettings can hold it without an import cycle; gateway.mqtt re-exports it.)"""
+
+    enabled: bool = False
+    deadband_pct: float = Field(default=0.5, ge=0, le=100)
+    min_interval_s: float = Field(default=1.0, ge=0)
+    qos: int = Field(default=0, ge=0, le=1)
+    retain: bool = False
+
+
 class MqttSettings(Strict):
     host: str | None = None
     port: int = Field(default=1883, ge=1, le=65535)
@@ -387,6 +425,7 @@ class MqttSettings(Strict):
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
+    values: MqttValuesConfig = MqttValuesConfig()
 
 
 class SimulatorSettings(Strict):
@@ -397,6 +436,37 @@ class SimulatorSettings(Strict):
     synthetic_tags: int = Field(default=0, ge=0, le=30000)
     opcua_port: int = Field(default=4840, ge=0, le=65535)
     modbus_port: int = Field(default=5020, ge=0, le=65535)
+
+
+class AnalyticsSettings(Strict):
+    """The scheduled analytics (KPIs, energy, tanks, balance, equipment health)."""
+
+    enabled: bool = True
+    kpi_interval_s: float = Field(default=60.0, ge=0.5)
+    first_run_delay_s: float = Field(default=5.0, ge=0)
+    kpi_window_s: float = Field(default=3600.0, ge=60)
+    # Equipment health judges the mean of the most recent samples.
+    health_window_s: float = Field(default=600.0, ge=60)
+    # Completed hourly energy rows kept in memory and recomputed (plus the current hour).
+    energy_hours: int = Field(default=24, ge=1, le=48)
+    max_gap_s: float = Field(default=60.0, gt=0)
+    # The plant's day for the daily mass balance (the seed's plant is in Venezuela).
+    timezone: str = "America/Caracas"
+    retention_days: float = Field(default=30, gt=0)
+    # Memory bound of the rolling history per tag (samples); a day at 1 s is 86 400.
+    max_samples_per_tag: int = Field(default=200_000, ge=1000)
+    # Price of energy for the financial figure; empty: no money figure is reported.
+    energy_price_usd_per_kwh: float | None = Field(default=None, ge=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{v}' (use an IANA name such as America/Caracas)") from None
+        return v
 
 
 class GatewaySettings(BaseSettings):
@@ -410,11 +480,14 @@ class GatewaySettings(BaseSettings):
     state_dir: Path = Path("state")
     plant_file: Path = Path("plant.toml")
     http: HttpSettings = HttpSettings()
+    auth: AuthSettings = AuthSettings()
     logging: LoggingSettings = LoggingSettings()
     store: StoreSettings = StoreSettings()
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttSettings = MqttSettings()
+    alarms: AlarmConfig = AlarmConfig()
     simulator: SimulatorSettings = SimulatorSettings()
+    analytics: AnalyticsSettings = AnalyticsSettings()
     devices: list[Device] = []
     scan_groups: list[ScanGroup] = []
 

@@ -1,0 +1,196 @@
+"""One TCP connection to a Modbus device, reading one request at a time.
+
+pymodbus's client serializes requests on a connection (no pipelining), retries and reconnects
+on its own, and waits out its full timeout on answers it cannot parse. A link turns all of that
+into one bounded call: pymodbus's retries and reconnects are off, our timeout is the only one,
+and the raw bytes are checked as they arrive (:mod:`drivers.modbus.frames`) so a malformed or
+foreign answer fails the request at once instead of becoming a timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ConnectionException, ModbusException
+from pymodbus.pdu import ModbusPDU
+
+from drivers.modbus.frames import Verdict, answer_prefix, check_response, expectation_for
+from drivers.modbus.planner import Request
+from drivers.quality import Reason
+from gateway.settings import ModbusTable
+
+# Late answers to requests we gave up on arrive with their old transaction id: skip them.
+_STALE_MEMORY = 32
+# pymodbus's own response timeout is set well past ours, so it never fires first.
+_PYMODBUS_TIMEOUT_FACTOR = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a request returned no values; ``exception_code`` for Modbus exception responses."""
+
+    reason: Reason
+    detail: str
+    exception_code: int | None = None
+
+
+class ModbusLink:
+    """A pymodbus client for one connection, with a hard per-request timeout and frame checks.
+
+    ``read`` never raises for device trouble; it returns the registers (or bits) or a Failure.
+    A malformed or foreign answer closes the connection (the byte stream cannot be trusted) and
+    ``on_lost`` is called, as it is when the device closes the connection.
+    """
+
+    def __init__(self, host: str, port: int, unit_id: int, timeout_s: float, name: str,
+                 on_lost: Callable[[ModbusLink], None]) -> None:
+        self.name = name
+        self.unit_id = unit_id
+        self.timeout_s = timeout_s
+        self.consecutive_timeouts = 0
+        self._on_lost = on_lost
+        self._sent = b""  # the request frame in flight
+        self._answer_prefix = b""
+        self._answer_size = 0
+        self._partial = False
+        self._abort: Failure | None = None
+        self._inflight: asyncio.Task | None = None
+        self._stale: deque[int] = deque(maxlen=_STALE_MEMORY)
+        self._one_at_a_time = asyncio.Lock()  # scan groups of one device may read concurrently
+        self._client = AsyncModbusTcpClient(
+            host, port=port, name=name, timeout=timeout_s * _PYMODBUS_TIMEOUT_FACTOR,
+            retries=0, reconnect_delay=0, trace_packet=self._trace_packet,
+            trace_connect=self._trace_connect)
+        # A request that timed out must not count towards pymodbus closing the connection.
+        self._client.set_max_no_responses(1 << 30)
+        self._readers = {
+            ModbusTable.HOLDING: self._client.read_holding_registers,
+            ModbusTable.INPUT: self._client.read_input_registers,
+            ModbusTable.COIL: self._client.read_coils,
+            ModbusTable.DISCRETE: self._client.read_discrete_inputs,
+        }
+
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    async def connect(self) -> bool:
+        """One connection attempt bounded by the timeout; True when connected."""
+        self._stale.clear()
+        self.consecutive_timeouts = 0
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                return bool(await self._client.connect())
+        except (TimeoutError, OSError):
+            self._client.close()
+            return False
+
+    def close(self) -> None:
+        """Close the connection (no reconnect is scheduled by the link itself)."""
+        self._client.close()
+
+    async def read(self, request: Request) -> list[int] | list[bool] | Failure:
+        """Issue one read request and wait at most ``timeout_s`` for its answer."""
+        async with self._one_at_a_time:
+            return await self._read(request)
+
+    async def _read(self, request: Request) -> list[int] | list[bool] | Failure:
+        if not self._client.connected:
+            return Failure(Reason.DISCONNECTED, f"{self.name}: not connected")
+        self._abort = None
+        self._partial = False
+        # The frame hooks abort a request by cancelling the task awaiting it (no extra task per
+        # request: each would cost event-loop turns on the hot path).
+        task = self._inflight = asyncio.current_task()
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._readers[request.table](
+                    request.start, count=request.count, device_id=self.unit_id)
+        except TimeoutError:
+            return self._timed_out()
+        except asyncio.CancelledError:
+            if self._abort is None or task is None or task.uncancel() > 0:
+                raise  # cancelled from outside: shutdown
+            return self._aborted()
+        except ConnectionException as exc:
+            return Failure(Reason.DISCONNECTED, f"{self.name}: {exc}")
+        except ModbusException as exc:
+            return self._drop(Failure(Reason.PROTOCOL_ERROR, f"{self.name}: {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a library bug must not escape as a crash
+            return self._drop(Failure(Reason.MALFORMED_RESPONSE, f"{self.name}: {type(exc).__name__}: {exc}"))
+        finally:
+            self._inflight = None
+        return self._judge(response, request)
+
+    def _timed_out(self) -> Failure:
+        if self._sent:
+            self._stale.append(int.from_bytes(self._sent[0:2], "big"))
+        if self._partial:
+            return self._drop(Failure(Reason.MALFORMED_RESPONSE,
+                                      f"{self.name}: incomplete frame after {self.timeout_s} s"))
+        return Failure(Reason.TIMEOUT, f"{self.name}: no answer within {self.timeout_s} s")
+
+    def _aborted(self) -> Failure:
+        assert self._abort is not None
+        if self._abort.reason in (Reason.MALFORMED_RESPONSE, Reason.PROTOCOL_ERROR):
+            return self._drop(self._abort)
+        return self._abort
+
+    def _judge(self, response: ModbusPDU, request: Request) -> list[int] | list[bool] | Failure:
+        if response.isError():
+            code = int(getattr(response, "exception_code", 0))
+            return Failure(Reason.MODBUS_EXCEPTION,
+                           f"{self.name}: exception code {code} reading {request.table.value} "
+                           f"{request.start}+{request.count}", exception_code=code)
+        data = response.bits if request.is_bits else response.registers
+        if len(data) < request.count or (not request.is_bits and len(data) != request.count):
+            return self._drop(Failure(Reason.MALFORMED_RESPONSE,
+                                      f"{self.name}: {len(data)} values for {request.count} requested"))
+        return data
+
+    def _drop(self, failure: Failure) -> Failure:
+        if self._client.connected:
+            self._client.close()
+            self._on_lost(self)
+        return failure
+
+    # pymodbus hooks: called synchronously from its protocol callbacks.
+
+    def _trace_packet(self, sending: bool, data: bytes) -> bytes:
+        if sending:
+            self._sent = data
+            self._answer_prefix, self._answer_size = answer_prefix(data)
+            return data
+        if len(data) == self._answer_size and data.startswith(self._answer_prefix):
+            return data  # the usual case: exactly the answer we expect
+        expected = expectation_for(self._sent)
+        if expected is None or self._abort is not None:
+            return data
+        check = check_response(data, expected, self._stale)
+        if check.verdict is Verdict.INCOMPLETE:
+            self._partial = check.pending_bytes > 0
+        elif check.verdict is Verdict.MALFORMED:
+            self._fail(Failure(Reason.MALFORMED_RESPONSE, f"{self.name}: {check.detail}"))
+            return b""  # keep pymodbus from parsing garbage
+        elif check.verdict is Verdict.FOREIGN:
+            self._fail(Failure(Reason.PROTOCOL_ERROR, f"{self.name}: {check.detail}"))
+            return b""
+        return data
+
+    def _trace_connect(self, connected: bool) -> None:
+        if connected:
+            return
+        if self._partial:
+            self._fail(Failure(Reason.MALFORMED_RESPONSE, f"{self.name}: connection closed mid-frame"))
+        else:
+            self._fail(Failure(Reason.DISCONNECTED, f"{self.name}: connection closed by the device"))
+        self._on_lost(self)
+
+    def _fail(self, failure: Failure) -> None:
+        if self._abort is None and self._inflight is not None and not self._inflight.done():
+            self._abort = failure
+            self._inflight.cancel()
