@@ -51,6 +51,8 @@ from gateway.store.embedded_schema import (
 from gateway.store.history import TagHistory, downsample
 from gateway.store.latest import LatestTable, LatestValues
 from gateway.store.sqlite_thread import SqliteThread
+from gateway.store.tag_registry import SCHEMA as REGISTRY_SCHEMA
+from gateway.store.tag_registry import TagRegistry
 
 __all__ = ["Backlog", "EmbeddedStore", "StoreStats", "StoredBatch"]
 
@@ -114,12 +116,17 @@ class EmbeddedStore:
     """
 
     def __init__(self, path: Path, retention_s: float, max_bytes: int, forwarding: bool = False,
-                 durable: bool = False) -> None:
+                 durable: bool = False, tag_ids: Sequence[str] | None = None) -> None:
+        """``tag_ids``: the catalog's tag ids in index order. Given, the store numbers tags
+        stably across catalog edits (see ``tag_registry``); omitted, catalog indices are
+        stored as they are."""
         self.path = Path(path)
+        self._tag_ids = list(tag_ids) if tag_ids is not None else None
+        self._registry: TagRegistry | None = None
         self.retention_s = retention_s
         self.max_bytes = max_bytes
         self.forwarding = forwarding
-        self._writer = SqliteThread(self.path, SCHEMA, durable=durable, name="store-write")
+        self._writer = SqliteThread(self.path, SCHEMA + REGISTRY_SCHEMA, durable=durable, name="store-write")
         self._reader = SqliteThread(self.path, (), durable=durable, name="store-read")
         self._latest = LatestTable()
         self._counters = _Counters()
@@ -146,6 +153,8 @@ class EmbeddedStore:
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         conn.execute("BEGIN IMMEDIATE")
         write_meta(conn, MetaKey.SCHEMA_VERSION, SCHEMA_VERSION)
+        if self._tag_ids is not None:
+            self._registry = TagRegistry.bind(conn, self._tag_ids)
         conn.execute("COMMIT")
         counters = _Counters(
             forwarded_id=read_meta(conn, MetaKey.FORWARDED_ID),
@@ -169,6 +178,8 @@ class EmbeddedStore:
         """Commit several Batches in one transaction (cheaper when scans queue up)."""
         if not batches:
             return []
+        if self._registry is not None:
+            batches = [self._registry.batch_to_store(b) for b in batches]
         ids = await self._writer.transaction(
             lambda conn: insert_batches(conn, batches, self._tag_set_ids))
         n_values = sum(len(batch) for batch in batches)
@@ -202,7 +213,17 @@ class EmbeddedStore:
 
     async def latest(self, tag_indices: np.ndarray | None = None) -> LatestValues:
         """Last known sample of each tag in ``tag_indices`` (default: every tag with one)."""
-        return self._latest.snapshot(tag_indices)
+        reg = self._registry
+        if reg is None:
+            return self._latest.snapshot(tag_indices)
+        if tag_indices is None:
+            snap = self._latest.snapshot()
+            catalog_index = reg.lookup_catalog(snap.tag_index)
+            keep = catalog_index >= 0
+            return LatestValues(catalog_index[keep], snap.source_ts[keep], snap.values[keep],
+                                snap.quality[keep], snap.reason[keep])
+        snap = self._latest.snapshot(reg.to_store[np.asarray(tag_indices)])
+        return snap._replace(tag_index=np.asarray(tag_indices, dtype=np.int32))
 
     async def history(self, tag_index: int, start: float, end: float,
                       max_points: int | None = None) -> TagHistory:
@@ -211,13 +232,17 @@ class EmbeddedStore:
         if max_points is not None and max_points < 1:
             raise ValueError(f"max_points must be at least 1, got {max_points}")
 
+        catalog_index = tag_index
+        if self._registry is not None:
+            tag_index = int(self._registry.to_store[tag_index])
+
         def query(conn: sqlite3.Connection) -> TagHistory:
             raw = read_tag_history(conn, tag_index, start - HISTORY_SCAN_MARGIN_S,
                                    end + HISTORY_SCAN_MARGIN_S, self._read_tag_sets)
             ts = raw.source_ts
             keep = np.flatnonzero((ts >= start) & (ts < end))
             keep = keep[np.argsort(ts[keep], kind="stable")]
-            history = TagHistory(tag_index, ts[keep], raw.values[keep], raw.quality[keep],
+            history = TagHistory(catalog_index, ts[keep], raw.values[keep], raw.quality[keep],
                                  raw.reason[keep])
             return history if max_points is None else downsample(history, start, end, max_points)
 
@@ -272,8 +297,21 @@ class EmbeddedStore:
     async def pending(self, after_id: int, max_values: int) -> list[StoredBatch]:
         """Batches after ``after_id``, oldest first, up to ``max_values`` values (at least one
         batch when there is any, even a bigger one)."""
-        return await self._reader.call(_in_read_transaction(
+        stored = await self._reader.call(_in_read_transaction(
             lambda conn: read_pending(conn, after_id, max_values, self._read_tag_sets)))
+        if self._registry is None:
+            return stored
+        # Values of tags that left the catalog cannot be forwarded (the database has no such
+        # tag any more); their batches still advance the cursor, as empty batches.
+        out = []
+        for item in stored:
+            batch = self._registry.batch_to_catalog(item.batch)
+            if batch is None:
+                batch = Batch.build(item.batch.group, item.batch.device, item.batch.scan_start,
+                                    item.batch.receive_ts, np.empty(0, np.int32), np.empty(0),
+                                    np.empty(0, np.uint8), np.empty(0, np.uint8))
+            out.append(StoredBatch(item.id, batch))
+        return out
 
     async def set_forwarded(self, upto_id: int) -> None:
         """Record that the database has committed every batch up to ``upto_id`` (persisted;
