@@ -1,0 +1,184 @@
+"""Versioned schema migrations for the historian.
+
+Migrations are SQL files ``migrations/NNNN_name.sql`` (both back-ends) or a pair
+``NNNN_name.plain.sql`` / ``NNNN_name.timescale.sql``. Each version is applied once, in
+order, inside its own transaction, and recorded in ``schema_migrations``. A session advisory
+lock (one per schema) makes concurrent ``migrate()`` calls from several gateways queue rather
+than collide. Re-running is a no-op apart from re-applying the retention policy.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import structlog
+
+from gateway.store.postgres.connection import Executor, acquire
+from gateway.store.postgres.policy import DEFAULT_RETENTION, Backend, RetentionPolicy
+from gateway.store.postgres.retention import apply_policy
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(plain|timescale))?\.sql$")
+
+log = structlog.get_logger(__name__)
+
+
+class MigrationError(Exception):
+    """The database cannot be brought to the current schema (message says why)."""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema version: its name and the SQL for the chosen back-end."""
+
+    version: int
+    name: str
+    sql: str
+
+
+def load_migrations(backend: Backend, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
+    """The migrations for ``backend`` in version order (checks that no version is missing)."""
+    common: dict[int, tuple[str, Path]] = {}
+    specific: dict[int, dict[str, tuple[str, Path]]] = {}
+    for path in sorted(directory.glob("*.sql")):
+        match = _FILE_NAME.match(path.name)
+        if match is None:
+            raise MigrationError(f"{path}: migration file names must look like 0001_name.sql")
+        version, name, variant = int(match[1]), match[2], match[3]
+        if variant is None:
+            if version in common or version in specific:
+                raise MigrationError(f"{path}: version {version} is defined twice")
+            common[version] = (name, path)
+        else:
+            if version in common:
+                raise MigrationError(f"{path}: version {version} is defined twice")
+            specific.setdefault(version, {})[variant] = (name, path)
+    migrations: list[Migration] = []
+    for version in sorted(common.keys() | specific.keys()):
+        if version in common:
+            name, path = common[version]
+        else:
+            variants = specific[version]
+            if set(variants) != {b.value for b in Backend}:
+                raise MigrationError(f"migration {version:04d} needs both a .plain.sql and a "
+                                     f".timescale.sql file")
+            name, path = variants[backend.value]
+        migrations.append(Migration(version, name, path.read_text(encoding="utf-8")))
+    expected = list(range(1, len(migrations) + 1))
+    if [m.version for m in migrations] != expected:
+        raise MigrationError(f"migration versions must be 1..{len(migrations)} without gaps")
+    return migrations
+
+
+_BOOTSTRAP = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    integer PRIMARY KEY,
+    name       text NOT NULL,
+    backend    text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+)"""
+
+
+async def timescale_available(conn: asyncpg.Connection) -> bool:
+    """True if the server offers the timescaledb extension (installed or installable)."""
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')"))
+
+
+async def _recorded_backend(conn: asyncpg.Connection) -> Backend | None:
+    value = await conn.fetchval("SELECT backend FROM schema_migrations ORDER BY version LIMIT 1")
+    return None if value is None else Backend(value)
+
+
+async def _create_timescale(conn: asyncpg.Connection) -> str | None:
+    """CREATE EXTENSION timescaledb; returns the error text if it cannot be created."""
+    try:
+        async with conn.transaction():
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb SCHEMA public")
+    except asyncpg.PostgresError as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
+async def _choose_backend(conn: asyncpg.Connection, timescale: bool | None) -> Backend:
+    recorded = await _recorded_backend(conn)
+    if recorded is not None:
+        if timescale is not None and (recorded is Backend.TIMESCALE) != timescale:
+            raise MigrationError(f"this schema was created for the {recorded.value} back-end; "
+                                 f"switching back-ends needs a data migration")
+        if recorded is Backend.TIMESCALE:
+            problem = await _create_timescale(conn)
+            if problem:
+                raise MigrationError(f"the schema uses TimescaleDB but the extension is not usable: {problem}")
+        return recorded
+    if timescale is False:
+        return Backend.PLAIN
+    if not await timescale_available(conn):
+        if timescale:
+            raise MigrationError("timescale=True but the server has no timescaledb extension "
+                                 "(pg_available_extensions)")
+        return Backend.PLAIN
+    problem = await _create_timescale(conn)
+    if problem is None:
+        return Backend.TIMESCALE
+    if timescale:
+        raise MigrationError(f"cannot create the timescaledb extension: {problem}")
+    log.warning("timescaledb_unusable_using_plain_postgres", error=problem)
+    return Backend.PLAIN
+
+
+async def _current_schema(conn: asyncpg.Connection) -> str:
+    schema = await conn.fetchval("SELECT current_schema()")
+    if schema is None:
+        raise MigrationError("no schema on the search_path exists (create it first, e.g. with "
+                             "connection.ensure_schema)")
+    return schema
+
+
+async def migrate(executor: Executor, *, timescale: bool | None = None,
+                  retention: RetentionPolicy = DEFAULT_RETENTION) -> list[int]:
+    """Bring the historian schema up to date; returns the versions applied by this call.
+
+    ``timescale``: None uses TimescaleDB when the extension is available, True requires it,
+    False never uses it. A schema keeps the back-end it was created with.
+    """
+    async with acquire(executor) as conn:
+        schema = await _current_schema(conn)
+        lock_key = f"refineryiq.migrate.{schema}"
+        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", lock_key)
+        try:
+            await conn.execute(_BOOTSTRAP)
+            backend = await _choose_backend(conn, timescale)
+            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+            applied: list[int] = []
+            for migration in load_migrations(backend):
+                if migration.version in done:
+                    continue
+                try:
+                    async with conn.transaction():
+                        await conn.execute(migration.sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, name, backend) VALUES ($1, $2, $3)",
+                            migration.version, migration.name, backend.value)
+                except asyncpg.PostgresError as exc:
+                    raise MigrationError(f"migration {migration.version:04d}_{migration.name} "
+                                         f"({backend.value}) failed: {exc}") from exc
+                applied.append(migration.version)
+                log.info("migration_applied", version=migration.version, name=migration.name,
+                         backend=backend.value, schema=schema)
+            await apply_policy(conn, backend, retention)
+            return applied
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
+
+
+async def storage_backend(executor: Executor) -> Backend:
+    """The back-end a migrated schema uses."""
+    async with acquire(executor) as conn:
+        value = await conn.fetchval("SELECT backend FROM storage_settings")
+    if value is None:
+        raise MigrationError("the historian schema is not migrated (no storage_settings row)")
+    return Backend(value)

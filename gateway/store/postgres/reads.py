@@ -1,0 +1,140 @@
+"""Reads from the historian with the embedded store's interface and result types.
+
+``latest`` and ``history`` return the same ``LatestValues`` / ``TagHistory`` columns as
+``EmbeddedStore``, so the API can serve either. History picks its source by span: raw rows
+for short windows, the hourly rollup for medium, the daily rollup for long ones (same tables
+or continuous aggregates on both back-ends). Rollup points are the bucket's last good
+value at its time, with min/mean/max/count of the bucket's good values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+
+import asyncpg
+import numpy as np
+
+from drivers.quality import QUALITY_DTYPE, REASON_DTYPE, Quality, Reason
+from gateway.catalog import Catalog
+from gateway.store.history import TagHistory, downsample
+from gateway.store.latest import LatestValues
+from gateway.store.postgres.connection import Executor, acquire
+
+
+class Resolution(StrEnum):
+    RAW = "raw"
+    HOURLY = "hourly"
+    DAILY = "daily"
+
+
+@dataclass(frozen=True)
+class ResolutionPolicy:
+    """Longest span served from raw rows, and from the hourly rollup."""
+
+    raw_max_span: timedelta = timedelta(hours=6)
+    hourly_max_span: timedelta = timedelta(days=31)
+
+    def choose(self, start: float, end: float) -> Resolution:
+        """The resolution for a window [start, end) in epoch seconds."""
+        span = timedelta(seconds=max(0.0, end - start))
+        if span <= self.raw_max_span:
+            return Resolution.RAW
+        if span <= self.hourly_max_span:
+            return Resolution.HOURLY
+        return Resolution.DAILY
+
+
+def _ts(epoch_s: float) -> datetime:
+    return datetime.fromtimestamp(epoch_s, UTC)
+
+
+class DatabaseReads:
+    """Latest values and history of tags, read from PostgreSQL/TimescaleDB."""
+
+    def __init__(self, executor: Executor, catalog: Catalog, gateway_id: str | None = None,
+                 policy: ResolutionPolicy | None = None) -> None:
+        self._executor = executor
+        self._catalog = catalog
+        self._gateway_id = gateway_id  # None: any gateway
+        self._policy = policy or ResolutionPolicy()
+        self._tag_ids = [t.id for t in catalog.tags]
+
+    async def latest(self, tag_indices: np.ndarray | None = None) -> LatestValues:
+        """Last stored sample per tag (default: every tag that has one); tags without one:
+        NaN, BAD, ``Reason.NOT_READ``."""
+        ids = None if tag_indices is None else [self._tag_ids[i] for i in tag_indices]
+        async with acquire(self._executor) as conn:
+            rows = await conn.fetch(
+                """SELECT DISTINCT ON (tag_id) tag_id, extract(epoch FROM time)::float8 AS ts,
+                          value, quality, reason
+                   FROM process_data_latest
+                   WHERE ($1::text[] IS NULL OR tag_id = ANY($1))
+                     AND ($2::text IS NULL OR gateway_id = $2)
+                   ORDER BY tag_id, time DESC""", ids, self._gateway_id)
+        found = {r["tag_id"]: r for r in rows}
+        if tag_indices is None:
+            tag_indices = np.array(sorted(self._catalog.index[t] for t in found
+                                          if t in self._catalog.index), dtype=np.int32)
+        n = len(tag_indices)
+        out = LatestValues(np.asarray(tag_indices, dtype=np.int32), np.full(n, np.nan),
+                           np.full(n, np.nan), np.full(n, Quality.BAD, dtype=QUALITY_DTYPE),
+                           np.full(n, Reason.NOT_READ, dtype=REASON_DTYPE))
+        for k, index in enumerate(out.tag_index.tolist()):
+            row = found.get(self._tag_ids[index])
+            if row is not None:
+                out.source_ts[k] = row["ts"]
+                out.values[k] = np.nan if row["value"] is None else row["value"]
+                out.quality[k] = row["quality"]
+                out.reason[k] = row["reason"]
+        return out
+
+    async def history(self, tag_index: int, start: float, end: float,
+                      max_points: int | None = None,
+                      resolution: Resolution | None = None) -> TagHistory:
+        """Samples of one tag in ``[start, end)`` ordered by time, from the resolution the
+        span calls for (or the one given); reduced to ``max_points`` buckets if needed."""
+        resolution = resolution or self._policy.choose(start, end)
+        tag_id = self._tag_ids[tag_index]
+        async with acquire(self._executor) as conn:
+            if resolution is Resolution.RAW:
+                history = await self._raw(conn, tag_index, tag_id, start, end)
+            else:
+                history = await self._rollup(conn, tag_index, tag_id, start, end, resolution)
+        if max_points is not None and len(history) > max_points:
+            if history.downsampled:
+                raise ValueError(f"{len(history)} {resolution.value} buckets exceed max_points "
+                                 f"{max_points}: ask for a coarser resolution")
+            history = downsample(history, start, end, max_points)
+        return history
+
+    async def _raw(self, conn: asyncpg.Connection, tag_index: int, tag_id: str, start: float,
+                   end: float) -> TagHistory:
+        rows = await conn.fetch(
+            """SELECT extract(epoch FROM time)::float8, coalesce(value, 'NaN'), quality, reason
+               FROM process_data
+               WHERE tag_id = $1 AND time >= $2 AND time < $3
+                 AND ($4::text IS NULL OR gateway_id = $4)
+               ORDER BY time""", tag_id, _ts(start), _ts(end), self._gateway_id)
+        cols = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(len(rows), 4)
+        return TagHistory(tag_index, cols[:, 0].copy(), cols[:, 1].copy(),
+                          cols[:, 2].astype(QUALITY_DTYPE), cols[:, 3].astype(REASON_DTYPE))
+
+    async def _rollup(self, conn: asyncpg.Connection, tag_index: int, tag_id: str, start: float,
+                      end: float, resolution: Resolution) -> TagHistory:
+        table = f"process_data_{resolution.value}"  # from the enum, never from input
+        rows = await conn.fetch(
+            f"""SELECT extract(epoch FROM last_time)::float8, value_last, value_min, value_avg,
+                       value_max, samples
+                FROM {table}
+                WHERE tag_id = $1 AND bucket >= $2 AND bucket < $3
+                  AND ($4::text IS NULL OR gateway_id = $4)
+                ORDER BY bucket""", tag_id, _ts(start), _ts(end), self._gateway_id)
+        cols = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(len(rows), 6)
+        n = len(rows)
+        return TagHistory(tag_index, cols[:, 0].copy(), cols[:, 1].copy(),
+                          np.full(n, Quality.GOOD, dtype=QUALITY_DTYPE),
+                          np.full(n, Reason.NONE, dtype=REASON_DTYPE), downsampled=True,
+                          minimum=cols[:, 2].copy(), mean=cols[:, 3].copy(),
+                          maximum=cols[:, 4].copy(), count=cols[:, 5].astype(np.int64))

@@ -1,0 +1,108 @@
+"""Fixtures for integration tests against the real PostgreSQL: one fresh schema per test.
+
+Test modules take the fixtures with ``from tests.support.pg import *  # noqa: F403``
+(pytest finds fixtures by name in the module), and the helpers by explicit import.
+TEST_DATABASE_URL overrides the default loopback database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import numpy as np
+import pytest
+
+from drivers.batch import Batch
+from drivers.quality import Quality, Reason
+from gateway.catalog import Catalog
+from gateway.settings import load_plant
+from gateway.store.embedded import EmbeddedStore
+from gateway.store.postgres.connection import connect
+from gateway.store.postgres.migrate import migrate
+from gateway.store.postgres.writer import DatabaseWriter
+
+__all__ = ["catalog", "pg_conn", "pg_migrated", "pg_schema", "store"]
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+PLANT_FILE = Path(__file__).resolve().parents[2] / "config" / "plant.toml"
+
+
+@pytest.fixture
+async def pg_schema() -> AsyncIterator[str]:
+    """A unique schema name; the schema (if created) is dropped after the test."""
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    yield schema
+    conn = await asyncpg.connect(TEST_DATABASE_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def pg_conn(pg_schema: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection whose search_path is the test's own schema (empty)."""
+    conn = await connect(TEST_DATABASE_URL, schema=pg_schema)
+    yield conn
+    await conn.close()
+
+
+@pytest.fixture
+async def pg_migrated(pg_conn: asyncpg.Connection) -> asyncpg.Connection:
+    """The test's schema migrated for plain PostgreSQL."""
+    await migrate(pg_conn, timescale=False)
+    return pg_conn
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    """The plant catalog from config/plant.toml plus 100 synthetic tags."""
+    return Catalog.build(load_plant(PLANT_FILE), synthetic_tags=100)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[EmbeddedStore]:
+    """An embedded store with forwarding on, in the test's temporary directory."""
+    store = EmbeddedStore(tmp_path / "store.sqlite", retention_s=86_400 * 365,
+                          max_bytes=1_000_000_000, forwarding=True)
+    await store.open()
+    yield store
+    await store.close()
+
+
+def scan(tag_index: np.ndarray, ts: float, values: np.ndarray, quality: np.ndarray | None = None,
+         group: str = "test-group") -> Batch:
+    """A Batch of one scan at ``ts`` (good quality unless given)."""
+    n = len(tag_index)
+    if quality is None:
+        quality = np.full(n, Quality.GOOD, dtype=np.uint8)
+    reason = np.where(quality == Quality.GOOD, Reason.NONE, Reason.DEVICE_BAD).astype(np.uint8)
+    return Batch.build(group, "test-device", ts, ts, np.asarray(tag_index, dtype=np.int32),
+                       np.asarray(values, dtype=np.float64), quality, reason)
+
+
+def ramp_scans(tag_index: np.ndarray, start: float, count: int, period_s: float = 1.0) -> list[Batch]:
+    """``count`` scans of ``tag_index``; tag k at scan j has value 1000*k + j."""
+    return [scan(tag_index, start + j * period_s, 1000.0 * tag_index + j) for j in range(count)]
+
+
+async def drain(store: EmbeddedStore, catalog: Catalog, schema: str, batch_rows: int = 2) -> DatabaseWriter:
+    """Run a writer (plain back-end) until everything in ``store`` is forwarded."""
+    writer = DatabaseWriter(TEST_DATABASE_URL, store, catalog, "edge-test", batch_rows, schema=schema,
+                            timescale=False, idle_poll_s=0.02)
+    last = store.forwarded_id + store.backlog.batches  # ids are consecutive from 1
+    task = asyncio.create_task(writer.run())
+    try:
+        while store.forwarded_id < last:
+            await asyncio.sleep(0.02)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    return writer
