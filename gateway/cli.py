@@ -33,6 +33,10 @@ def _parser() -> argparse.ArgumentParser:
                          add_help=False)
     sim.add_argument("args", nargs=argparse.REMAINDER)
 
+    user = sub.add_parser("user", help="manage HTTP API users (add, list, passwd, set-role, ...)",
+                          add_help=False)
+    user.add_argument("args", nargs=argparse.REMAINDER)
+
     check = sub.add_parser("check-config", help="validate a configuration and exit")
     check.add_argument("path", nargs="?", type=Path, default=DEFAULT_CONFIG)
     return parser
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if argv[:1] == ["simulate"] or (len(argv) > 2 and argv[2:3] == ["simulate"]):
         from simulator.run import main as simulate_main
         return simulate_main(argv[argv.index("simulate") + 1:])
+    if argv[:1] == ["user"]:
+        from gateway.user_cmd import main as user_main
+        return user_main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":
