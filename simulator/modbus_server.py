@@ -1,0 +1,106 @@
+"""The simulator's Modbus TCP front-end: pymodbus's server over a numpy-backed datastore.
+
+pymodbus 3.16's own datastores (SimData/SimDevice) check every register of every request in
+Python; ours answers a read with one slice of a uint16 array (``.tolist()``), which keeps the
+server fast enough not to be the bottleneck of the gateway's benchmarks. The datastore plugs
+in through :class:`pymodbus.datastore.ModbusServerContext` with ``old_simulator`` set, the
+path pymodbus keeps for custom contexts through 3.x (pyproject pins pymodbus < 4).
+
+Device (unit) id 1 answers; other ids get exception 0x0B (gateway target failed to respond).
+Reads touching a tag with injected bad quality get exception 0x04; while the Modbus device is
+silenced, requests get no answer at all. The simulator is read-only: writes get 0x01.
+Unmapped addresses read as 0, so coalesced requests with gaps work.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pymodbus.constants import ExcCodes
+from pymodbus.datastore import ModbusServerContext
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.server import ModbusTcpServer
+
+from gateway.settings import ModbusTable
+from simulator.faults import Device
+from simulator.modbus_codec import ADDRESS_SPACE, RegisterMap
+from simulator.model import PlantModel
+
+DEVICE_ID = 1
+DEFAULT_PORT = 5020
+
+_TABLE_BY_FUNCTION = {
+    1: ModbusTable.COIL,
+    2: ModbusTable.DISCRETE,
+    3: ModbusTable.HOLDING,
+    4: ModbusTable.INPUT,
+}
+
+
+class PlantDatastore(ModbusServerContext):
+    """A pymodbus server context reading the model's register map; never blocks."""
+
+    def __init__(self, model: PlantModel, register_map: RegisterMap):
+        # ModbusServerContext.__init__ builds SimDevices and warns; this context serves directly.
+        self.old_simulator = True
+        self.simdevices = []
+        self.model = model
+        self.map = register_map
+        self.bad = np.zeros(len(model.catalog) + 1, dtype=bool)  # last slot: owner -1
+        self.any_bad = False
+
+    def device_ids(self) -> list[int]:
+        return [DEVICE_ID]
+
+    def refresh(self) -> None:
+        """Re-encode the model's values (call after each model step)."""
+        self.map.update(self.model.values)
+        self.bad[:-1] = self.model.faults.bad_quality_mask()
+        self.any_bad = bool(self.bad.any())
+
+    async def async_getValues(self, device_id: int, func_code: int, address: int,
+                              count: int = 1) -> list[int] | list[bool] | ExcCodes:
+        if self.model.faults.is_silent(Device.MODBUS, self.model.time_s):
+            # Raised so pymodbus drops the request unanswered (ignore_missing_devices=True).
+            raise NoSuchIdException("device silenced")
+        if device_id != DEVICE_ID:
+            return ExcCodes.GATEWAY_NO_RESPONSE
+        table = _TABLE_BY_FUNCTION.get(func_code)
+        if table is None:
+            return ExcCodes.ILLEGAL_FUNCTION
+        if count < 1 or address + count > ADDRESS_SPACE:
+            return ExcCodes.ILLEGAL_ADDRESS
+        if self.any_bad and self.bad[self.map.owner[table][address:address + count]].any():
+            return ExcCodes.DEVICE_FAILURE
+        store = self.map.bits[table] if table.is_bits else self.map.registers[table]
+        return store[address:address + count].tolist()
+
+    async def async_setValues(self, device_id: int, func_code: int, address: int,
+                              values: list[int] | list[bool]) -> ExcCodes | None:
+        return ExcCodes.ILLEGAL_FUNCTION
+
+
+class ModbusFrontEnd:
+    """The running Modbus TCP server for one plant model."""
+
+    def __init__(self, model: PlantModel, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
+        self.datastore = PlantDatastore(model, RegisterMap(model.catalog.tags))
+        self.datastore.refresh()
+        self.host = host
+        self.port = port
+        self._server: ModbusTcpServer | None = None
+
+    async def start(self) -> int:
+        """Listen and return the bound port (useful with port 0)."""
+        self._server = ModbusTcpServer(self.datastore, address=(self.host, self.port),
+                                       ignore_missing_devices=True)
+        await self._server.serve_forever(background=True)
+        self.port = self._server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.port
+
+    def refresh(self) -> None:
+        self.datastore.refresh()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.shutdown()
+            self._server = None

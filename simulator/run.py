@@ -1,0 +1,160 @@
+"""Run the simulated refinery: the model plus its OPC-UA, Modbus and control front-ends.
+
+``python -m simulator --seed 7 --tags 0 --speed 1 --opcua-port 4840 --modbus-port 5020``
+(also ``refineryiq simulate``). Every 100 ms of wall time the model advances ``speed`` x 100 ms
+of simulated time, always by that fixed step so a seed gives the same series however busy the
+machine is (if a step overruns, simulated time falls behind wall time rather than jumping).
+Port 0 picks a free port; once listening, one JSON line goes to stdout::
+
+    {"event": "ready", "opcua_port": 40123, "modbus_port": 40124, "control_port": null}
+
+``--faults FILE`` is a TOML schedule of faults at simulated times (see
+:mod:`simulator.faults`); ``--control-port`` starts the control API (see
+:mod:`simulator.control`) on the same host.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from aiohttp import web
+
+from gateway.catalog import Catalog
+from gateway.settings import ConfigError, load_plant
+from simulator.control import apply, build_app
+from simulator.faults import FaultRequest, load_schedule
+from simulator.modbus_server import DEFAULT_PORT as MODBUS_DEFAULT_PORT
+from simulator.modbus_server import ModbusFrontEnd
+from simulator.model import PlantModel
+from simulator.opcua_server import DEFAULT_PORT as OPCUA_DEFAULT_PORT
+from simulator.opcua_server import OpcUaFrontEnd, SecurityOptions
+
+TICK_S = 0.1
+DEFAULT_PLANT = Path("config/plant.toml")
+
+
+async def serve(seed: int, speed: float, synthetic_tags: int, opcua_port: int, modbus_port: int,
+                plant_path: Path | str, host: str = "127.0.0.1", control_port: int | None = None,
+                faults: Path | str | list[FaultRequest] | None = None,
+                security: SecurityOptions | None = None,
+                on_ready: Callable[[dict], None] | None = None) -> None:
+    """Build the catalog and model, start the front-ends, and step the model until cancelled.
+
+    ``on_ready`` receives the ready event (with the bound ports); by default it is printed
+    to stdout as one JSON line.
+    """
+    if speed <= 0:
+        raise ValueError("speed must be positive")
+    catalog = Catalog.build(load_plant(Path(plant_path)), synthetic_tags=synthetic_tags)
+    model = PlantModel(catalog, seed=seed)
+    schedule = load_schedule(Path(faults)) if isinstance(faults, str | Path) else list(faults or [])
+    opcua = OpcUaFrontEnd(model, host, opcua_port, security)
+    modbus = ModbusFrontEnd(model, host, modbus_port)
+    runner: web.AppRunner | None = None
+    try:
+        ready = {"event": "ready", "opcua_port": await opcua.start(), "modbus_port": await modbus.start(),
+                 "control_port": None}
+        if control_port is not None:
+            async def republish() -> None:
+                modbus.refresh()
+                await opcua.notify(opcua.update())
+
+            app = build_app(model, {"speed": speed, "synthetic_tags": synthetic_tags}, republish)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, host, control_port)
+            await site.start()
+            ready["control_port"] = runner.addresses[0][1]
+        (on_ready or _print_ready)(ready)
+        await _loop(model, opcua, modbus, speed, schedule)
+    finally:
+        if runner is not None:
+            await runner.cleanup()
+        await modbus.stop()
+        await opcua.stop()
+
+
+def _print_ready(event: dict) -> None:
+    sys.stdout.write(json.dumps(event) + "\n")
+    sys.stdout.flush()
+
+
+async def _loop(model: PlantModel, opcua: OpcUaFrontEnd, modbus: ModbusFrontEnd, speed: float,
+                schedule: list[FaultRequest]) -> None:
+    loop = asyncio.get_running_loop()
+    step = TICK_S * speed
+    next_tick = loop.time()
+    pending = list(schedule)
+    while True:
+        while pending and (pending[0].at_s or 0.0) <= model.time_s:
+            with contextlib.suppress(LookupError, ValueError):
+                apply(model, pending.pop(0))
+        model.step(step)
+        modbus.refresh()
+        await opcua.notify(opcua.update())
+        next_tick += TICK_S
+        delay = next_tick - loop.time()
+        if delay < 0:  # overran: do not try to catch up, keep the fixed simulated step
+            next_tick = loop.time()
+            delay = 0.0
+        await asyncio.sleep(delay)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="simulate", description="Run the simulated refinery "
+                                     "(OPC-UA and Modbus TCP servers) on loopback.")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--tags", type=int, default=0, help="synthetic tags SYN-00001.. to add")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second")
+    parser.add_argument("--opcua-port", type=int, default=OPCUA_DEFAULT_PORT)
+    parser.add_argument("--modbus-port", type=int, default=MODBUS_DEFAULT_PORT)
+    parser.add_argument("--plant", type=Path, default=DEFAULT_PLANT)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--control-port", type=int, default=None)
+    parser.add_argument("--faults", type=Path, default=None, help="TOML fault schedule")
+    parser.add_argument("--security", choices=["None", "Basic256Sha256"], default="None",
+                        help="OPC-UA security policy")
+    parser.add_argument("--cert-dir", type=Path, default=None,
+                        help="where the OPC-UA self-signed certificate is kept (Basic256Sha256)")
+    parser.add_argument("--username", default=None, help="OPC-UA user required (with --password)")
+    parser.add_argument("--password", default=None)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str]) -> int:
+    """CLI entry point; exit codes: 0 normal (also after SIGINT/SIGTERM), 2 config error, 1 other."""
+    args = parse_args(argv)
+    security = SecurityOptions(policy=args.security, cert_dir=args.cert_dir,
+                               username=args.username, password=args.password)
+    try:
+        schedule = load_schedule(args.faults) if args.faults else None
+    except ValueError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> None:
+        task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)  # type: ignore[union-attr]
+        with contextlib.suppress(asyncio.CancelledError):
+            await serve(args.seed, args.speed, args.tags, args.opcua_port, args.modbus_port, args.plant,
+                        host=args.host, control_port=args.control_port, faults=schedule,
+                        security=security)
+
+    try:
+        asyncio.run(run())
+    except ConfigError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"simulate: {exc}", file=sys.stderr)
+        return 1
+    return 0
