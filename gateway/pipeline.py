@@ -80,6 +80,7 @@ class Pipeline:
         self.settings = settings
         self.catalog = catalog
         self.store = store
+        self.state_dir = state_dir
         self.live = LiveCache(len(catalog))
         self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=QUEUE_BATCHES)
         self.sinks: list[Sink] = []
@@ -94,9 +95,12 @@ class Pipeline:
         self.last_store_error: str | None = None
         self._stale_count: dict[str, np.ndarray] = {}
         self._last_source: dict[str, np.ndarray] = {}
-        self._build(state_dir)
+        self._build()
 
-    def _build(self, state_dir: Path) -> None:
+    def _build(self) -> None:
+        self.drivers, self.plans = {}, {}
+        self._stale_count.clear()
+        self._last_source.clear()
         by_device: dict[str, dict[str, GroupPlan]] = {}
         for group in self.settings.scan_groups:
             device = next(d for d in self.settings.devices if d.id == group.device)
@@ -105,12 +109,29 @@ class Pipeline:
                              tags=tuple(tags))
             self.plans[group.id] = plan
             by_device.setdefault(device.id, {})[group.id] = plan
-            self.group_stats[group.id] = GroupStats()
+            self.group_stats.setdefault(group.id, GroupStats())
             self.live.assign_device(plan.tag_index, device.id)
         for device in self.settings.devices:
             plans = by_device.get(device.id, {})
-            self.drivers[device.id] = make_driver(device, plans, state_dir)
-            self.device_stats[device.id] = DeviceStats()
+            self.drivers[device.id] = make_driver(device, plans, self.state_dir)
+            self.device_stats.setdefault(device.id, DeviceStats())
+
+    def reconfigure(self, settings: GatewaySettings, catalog: Catalog) -> None:
+        """Adopt a new configuration (scans must be stopped and drivers closed). Live values
+        of tags in both catalogs are kept; counters of groups and devices that remain too."""
+        live = LiveCache(len(catalog))
+        old_index = self.catalog.index
+        both = [(i, old_index[t.id]) for i, t in enumerate(catalog.tags) if t.id in old_index]
+        if both:
+            new_idx, old_idx = (np.array(x, dtype=np.int64) for x in zip(*both, strict=True))
+            for name in ("values", "quality", "reason", "source_ts", "receive_ts"):
+                getattr(live, name)[new_idx] = getattr(self.live, name)[old_idx]
+        self.settings, self.catalog, self.live = settings, catalog, live
+        groups = {g.id for g in settings.scan_groups}
+        devices = {d.id for d in settings.devices}
+        self.group_stats = {k: v for k, v in self.group_stats.items() if k in groups}
+        self.device_stats = {k: v for k, v in self.device_stats.items() if k in devices}
+        self._build()
 
     # ------------------------------------------------------------------ scanning
 

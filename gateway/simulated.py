@@ -41,7 +41,8 @@ class SimulatorProcess:
             await self.stop()
             raise RuntimeError("the simulator did not start; see its messages above") from None
         asyncio.get_running_loop().create_task(self._drain_stdout())
-        log.info("simulator started", pid=self.proc.pid, **self.ready)
+        log.info("simulator started", pid=self.proc.pid,
+                 **{k: v for k, v in self.ready.items() if k != "event"})
         return self.ready
 
     async def _wait_ready(self) -> dict:

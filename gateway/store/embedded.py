@@ -143,6 +143,12 @@ class EmbeddedStore:
         log.info("embedded_store.opened", path=str(self.path), rows=self._counters.rows,
                  values=self._counters.values, forwarded_id=self._counters.forwarded_id)
 
+    async def bind_catalog(self, tag_ids: Sequence[str]) -> None:
+        """Adopt a new catalog's tag ids (after a configuration reload), numbering new tags."""
+        self._tag_ids = list(tag_ids)
+        self._registry = await self._writer.transaction(
+            lambda conn: TagRegistry.bind(conn, self._tag_ids))
+
     async def close(self) -> None:
         """Close both connections; every committed append is already on disk."""
         await self._reader.close()
