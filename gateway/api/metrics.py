@@ -61,7 +61,7 @@ class GatewayCollector:
         errors = CounterMetricFamily("refineryiq_store_errors", "Embedded store write failures")
         errors.add_metric([], p.store_errors)
         yield errors
-        for name, fn in self.ctx.extras.get("metrics", {}).items():
+        for fn in self.ctx.extras.get("metrics", {}).values():
             yield from fn()
 
 

@@ -5,7 +5,7 @@ from gateway.scheduler import ScanSchedule
 
 def test_on_time_scans_keep_the_grid_without_drift():
     s = ScanSchedule.starting_at(100.0, 1.0)
-    for k in range(1, 1001):
+    for _ in range(1, 1001):
         s.advance(s.next_due + 0.3)  # every scan takes 0.3 s
     assert s.next_due == 100.0 + 1000
     assert s.overruns == 0 and s.skipped == 0
