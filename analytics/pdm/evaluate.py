@@ -1,0 +1,100 @@
+"""Held-out metrics of a failure classifier: what the model card reports.
+
+* precision / recall / F1 per row ("fails within the horizon" vs the alarm at the threshold);
+* Brier score and calibration bins (mean predicted probability vs observed frequency);
+* lead time per run: failure time minus the first alarm *that stays* (every later row alarmed),
+  median and 10th percentile; a run whose failure was never alarmed has lead time 0;
+* false alarm rate: share of rows in healthy periods (before wear onset) that alarm.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from analytics.pdm.dataset import Rows
+
+CALIBRATION_BINS = 10
+THRESHOLD_CANDIDATES = np.round(np.arange(0.10, 0.91, 0.01), 2)
+
+
+def precision_recall(label: np.ndarray, alarm: np.ndarray) -> tuple[float, float, float]:
+    """Precision, recall and F1 (0 where undefined)."""
+    tp = float(np.count_nonzero(alarm & label))
+    fp = float(np.count_nonzero(alarm & ~label))
+    fn = float(np.count_nonzero(~alarm & label))
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
+def choose_threshold(label: np.ndarray, probability: np.ndarray, min_precision: float) -> float:
+    """The F1-best threshold among those whose precision reaches ``min_precision``.
+
+    The lowest such threshold (most recall) overfits a small validation set, so the F1 optimum
+    inside the feasible set is taken; with no feasible threshold, the overall F1 optimum.
+    """
+    best, best_feasible = (-1.0, 0.5), (-1.0, None)
+    for th in THRESHOLD_CANDIDATES:
+        precision, _, f1 = precision_recall(label, probability >= th)
+        if f1 > best[0]:
+            best = (f1, float(th))
+        if precision >= min_precision and f1 > best_feasible[0]:
+            best_feasible = (f1, float(th))
+    return best_feasible[1] if best_feasible[1] is not None else best[1]
+
+
+def calibration_bins(label: np.ndarray, probability: np.ndarray) -> list[dict[str, float | int]]:
+    """Equal-width bins of predicted probability with their observed failure frequency."""
+    edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)
+    index = np.clip(np.digitize(probability, edges[1:-1]), 0, CALIBRATION_BINS - 1)
+    out = []
+    for b in range(CALIBRATION_BINS):
+        in_bin = index == b
+        n = int(np.count_nonzero(in_bin))
+        out.append({"low": float(edges[b]), "high": float(edges[b + 1]), "count": n,
+                    "mean_predicted": float(probability[in_bin].mean()) if n else None,
+                    "observed": float(label[in_bin].mean()) if n else None})
+    return out
+
+
+def lead_time_h(run: Rows, alarm: np.ndarray) -> float:
+    """Hours between the first alarm that stays until the failure and the failure (0 if none)."""
+    quiet = np.flatnonzero(~alarm)
+    first = int(quiet[-1]) + 1 if len(quiet) else 0
+    if first >= len(alarm):
+        return 0.0
+    return float(run.hours_to_failure[first])
+
+
+def evaluate(rows: Rows, probability: np.ndarray, threshold: float) -> dict[str, object]:
+    """All held-out metrics for rows (of whole runs) and their predicted probabilities."""
+    alarm = probability >= threshold
+    precision, recall, f1 = precision_recall(rows.label, alarm)
+    leads: list[float] = []
+    for run_id in dict.fromkeys(rows.run_id.tolist()):
+        in_run = rows.run_id == run_id
+        leads.append(lead_time_h(rows.take(in_run), alarm[in_run]))
+    healthy = rows.healthy
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "brier": float(np.mean((probability - rows.label) ** 2)),
+        "calibration": calibration_bins(rows.label, probability),
+        "lead_time_h": _distribution(leads),
+        "false_alarm_rate_healthy": float(alarm[healthy].mean()) if healthy.any() else 0.0,
+        "rows": len(rows),
+        "positive_rows": int(np.count_nonzero(rows.label)),
+        "runs": len(leads),
+    }
+
+
+def _distribution(values: Sequence[float]) -> dict[str, float]:
+    arr = np.asarray(values, dtype=np.float64)
+    if not len(arr):
+        return {"median": 0.0, "p10": 0.0, "min": 0.0, "max": 0.0}
+    return {"median": float(np.median(arr)), "p10": float(np.percentile(arr, 10)),
+            "min": float(arr.min()), "max": float(arr.max())}

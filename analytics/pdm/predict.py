@@ -1,0 +1,240 @@
+"""Live predictions per equipment from a saved type model (pure and CPU-bound: run it in an executor).
+
+Prediction levels (:class:`PredictionLevel`):
+
+* ``NORMAL`` — probability below the model's decision threshold (chosen on validation runs);
+* ``WARNING`` — above the threshold: failure expected within the horizon, plan maintenance;
+* ``FAILURE_IMMINENT`` — above the threshold and the estimated remaining life is under a
+  quarter of the horizon (or the probability is at least 90 %): intervene now.
+
+``confidence`` is the share of trees that agree with the forest's decision; ``rul_hours`` and
+the estimated failure date are given only when the level is not NORMAL. The drivers are the
+exact path-decomposition contributions of this prediction (:mod:`analytics.pdm.contributions`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+
+from analytics.pdm.card import CARD_SUFFIX, MODEL_SUFFIX, model_source, read_card
+from analytics.pdm.contributions import decompose
+from analytics.pdm.dataset import MIN_HISTORY_H
+from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR, Scaling, latest_features, resample
+from analytics.pdm.signals import TYPE_SIGNALS, EquipmentType, SignalTag
+
+TOP_DRIVERS = 5
+IMMINENT_RUL_FRACTION = 0.25
+IMMINENT_PROBABILITY = 0.9
+ANOMALY_HALF_SPANS = 1.0  # a signal's 1 h mean outside its normal range
+
+
+class PredictionLevel(StrEnum):
+    NORMAL = "NORMAL"
+    WARNING = "WARNING"
+    FAILURE_IMMINENT = "FAILURE_IMMINENT"
+
+
+class Direction(StrEnum):
+    """The seed API's words: the feature pushes the failure probability up / down."""
+
+    INCREASE = "aumento"
+    DECREASE = "disminución"
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A type model read from the state dir: the joblib artifact and its card."""
+
+    kind: EquipmentType
+    classifier: Any
+    regressor: Any
+    threshold: float
+    horizon_h: float
+    dt_s: float
+    feature_names: tuple[str, ...]
+    card: dict[str, Any]
+
+    @property
+    def source(self) -> str:
+        return model_source(self.card)
+
+
+@dataclass(frozen=True)
+class Driver:
+    feature: str
+    contribution_pct: float
+    direction: Direction
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"feature": self.feature, "contribution_pct": self.contribution_pct,
+                "direction": self.direction.value}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One equipment's maintenance prediction, shaped like the seed API's record."""
+
+    equipment_id: str
+    failure_probability: float  # 0-100 %
+    rul_hours: float | None
+    estimated_failure_date: str | None
+    is_anomaly: bool
+    anomaly_score: float
+    prediction: PredictionLevel
+    recommendation: str
+    narrative: str
+    confidence: float  # 0-100 %
+    model_source: str
+    timestamp: str
+    top_drivers: tuple[Driver, ...] = field(default_factory=tuple)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict with ``shap_explanation.top_drivers`` as the API expects."""
+        return {
+            "equipment_id": self.equipment_id, "failure_probability": self.failure_probability,
+            "rul_hours": self.rul_hours, "estimated_failure_date": self.estimated_failure_date,
+            "is_anomaly": self.is_anomaly, "anomaly_score": self.anomaly_score,
+            "prediction": self.prediction.value, "recommendation": self.recommendation,
+            "narrative": self.narrative, "confidence": self.confidence,
+            "model_source": self.model_source, "timestamp": self.timestamp,
+            "shap_explanation": {"top_drivers": [d.as_dict() for d in self.top_drivers]},
+        }
+
+
+def load_models(directory: Path) -> dict[EquipmentType, LoadedModel]:
+    """Every ``<TYPE>.joblib`` with its card in a directory (missing dir: no models)."""
+    models: dict[EquipmentType, LoadedModel] = {}
+    if not directory.is_dir():
+        return models
+    for path in sorted(directory.glob(f"*{MODEL_SUFFIX}")):
+        name = path.name.removesuffix(MODEL_SUFFIX)
+        card_path = directory / f"{name}{CARD_SUFFIX}"
+        if name not in EquipmentType.__members__ or not card_path.exists():
+            continue
+        artifact = joblib.load(path)
+        kind = EquipmentType(name)
+        models[kind] = LoadedModel(kind=kind, classifier=artifact["classifier"],
+                                   regressor=artifact["regressor"], threshold=float(artifact["threshold"]),
+                                   horizon_h=float(artifact["horizon_h"]), dt_s=float(artifact["dt_s"]),
+                                   feature_names=tuple(artifact["feature_names"]), card=read_card(card_path))
+    return models
+
+
+def live_features(model: LoadedModel, signals: tuple[SignalTag, ...],
+                  series: Mapping[str, tuple[np.ndarray, np.ndarray]], now_s: float) -> np.ndarray:
+    """The feature row at ``now_s`` from live samples (tag_id → (ts, good values)).
+
+    Samples are point-sampled onto the model's ``dt`` grid over the last HISTORY_H hours, as
+    the training histories were; raises ValueError when a signal has no samples or the
+    history is shorter than MIN_HISTORY_H (the model was not trained on such rows).
+    """
+    dt = model.dt_s if model.dt_s > 0 else 60.0
+    steps = int(HISTORY_H * SECONDS_PER_HOUR // dt)
+    grid = now_s - dt * np.arange(steps, -1, -1, dtype=np.float64)
+    columns = []
+    for signal in signals:
+        ts, values = series.get(signal.tag_id, (np.empty(0), np.empty(0)))
+        if len(ts) == 0:
+            raise ValueError(f"no samples of {signal.tag_id} ({signal.signal.value})")
+        columns.append(resample(grid, ts, values))
+    first_s = max(float(series[s.tag_id][0][0]) for s in signals)
+    if now_s - first_s < MIN_HISTORY_H * SECONDS_PER_HOUR:
+        raise ValueError(f"only {(now_s - first_s) / SECONDS_PER_HOUR:.1f} h of history; "
+                         f"need {MIN_HISTORY_H:g} h")
+    start = np.searchsorted(grid, first_s, side="left")
+    grid, values = grid[start:], np.column_stack(columns)[start:]
+    return latest_features(model.kind, grid, values, Scaling.of(signals))
+
+
+def predict_equipment(model: LoadedModel, features_row: np.ndarray, now: datetime,
+                      equipment_id: str = "") -> Prediction:
+    """Probability, level, RUL, drivers and texts for one equipment's feature row."""
+    row = np.asarray(features_row, dtype=np.float64).reshape(1, -1)
+    decomposition = decompose(model.classifier, row)
+    probability = float(decomposition.bias[0] + decomposition.contributions[0].sum())
+    probability = min(max(probability, 0.0), 1.0)
+    alarm = probability >= model.threshold
+    tree_alarm = np.array([_tree_positive(t, row) >= model.threshold for t in model.classifier.estimators_])
+    confidence = float(np.mean(tree_alarm == alarm))
+    rul = max(float(model.regressor.predict(row)[0]), 0.0) if alarm else None
+    level = _level(model, probability, rul)
+    drivers = _drivers(decomposition.contributions[0], model.feature_names)
+    score = _anomaly_score(model.kind, row[0], model.feature_names)
+    failure_date = (now + timedelta(hours=rul)).astimezone(UTC).isoformat() if rul is not None else None
+    return Prediction(
+        equipment_id=equipment_id, failure_probability=round(100.0 * probability, 1),
+        rul_hours=None if rul is None else round(rul, 1), estimated_failure_date=failure_date,
+        is_anomaly=score > ANOMALY_HALF_SPANS, anomaly_score=round(score, 3), prediction=level,
+        recommendation=_recommendation(level, equipment_id, rul, drivers),
+        narrative=_narrative(model, equipment_id, probability, level, rul, drivers),
+        confidence=round(100.0 * confidence, 1), model_source=model.source,
+        timestamp=now.astimezone(UTC).isoformat(), top_drivers=drivers)
+
+
+def _tree_positive(tree: Any, row: np.ndarray) -> float:
+    proba = tree.predict_proba(row)[0]
+    positive = np.flatnonzero(tree.classes_ == 1)
+    return float(proba[positive[0]]) if len(positive) else 0.0
+
+
+def _level(model: LoadedModel, probability: float, rul: float | None) -> PredictionLevel:
+    if probability < model.threshold:
+        return PredictionLevel.NORMAL
+    if probability >= IMMINENT_PROBABILITY or (rul is not None and rul <= IMMINENT_RUL_FRACTION * model.horizon_h):
+        return PredictionLevel.FAILURE_IMMINENT
+    return PredictionLevel.WARNING
+
+
+def _drivers(contributions: np.ndarray, names: tuple[str, ...]) -> tuple[Driver, ...]:
+    total = float(np.abs(contributions).sum())
+    if total <= 0.0:
+        return ()
+    order = np.argsort(-np.abs(contributions))[:TOP_DRIVERS]
+    return tuple(Driver(names[i], round(100.0 * abs(float(contributions[i])) / total, 1),
+                        Direction.INCREASE if contributions[i] > 0 else Direction.DECREASE)
+                 for i in order if contributions[i] != 0.0)
+
+
+def _anomaly_score(kind: EquipmentType, row: np.ndarray, names: tuple[str, ...]) -> float:
+    """Largest |1 h mean| of the type's signals, in half-spans of the normal range."""
+    index = [names.index(f"{s.value}.mean_1h") for s in TYPE_SIGNALS[kind]]
+    return float(np.max(np.abs(row[index])))
+
+
+def _signal_of(feature: str) -> str:
+    return feature.split(".")[0].removeprefix("log_excess_").replace("_", " ")
+
+
+def _recommendation(level: PredictionLevel, equipment_id: str, rul: float | None,
+                    drivers: tuple[Driver, ...]) -> str:
+    rising = [_signal_of(d.feature) for d in drivers if d.direction == Direction.INCREASE]
+    focus = ", ".join(dict.fromkeys(rising[:3])) or "the main symptoms"
+    if level == PredictionLevel.NORMAL:
+        return f"Continue normal operation of {equipment_id}; keep routine condition monitoring."
+    if level == PredictionLevel.WARNING:
+        return (f"Plan maintenance of {equipment_id} within the next {rul:.0f} h; "
+                f"inspect {focus} and prepare spares.")
+    return (f"Intervene on {equipment_id} now: schedule a controlled shutdown or switch to the spare; "
+            f"check {focus}.")
+
+
+def _narrative(model: LoadedModel, equipment_id: str, probability: float, level: PredictionLevel,
+               rul: float | None, drivers: tuple[Driver, ...]) -> str:
+    parts = [f"{equipment_id or model.kind.value}: {100 * probability:.0f} % probability of failure "
+             f"within {model.horizon_h:g} h (alarm threshold {100 * model.threshold:.0f} %), {level.value}."]
+    if rul is not None:
+        parts.append(f"Estimated remaining useful life {rul:.0f} h.")
+    if drivers:
+        listed = "; ".join(f"{d.feature} {d.contribution_pct:.0f} % "
+                           f"({'raises' if d.direction == Direction.INCREASE else 'lowers'} the risk)"
+                           for d in drivers[:3])
+        parts.append(f"Main drivers: {listed}.")
+    return " ".join(parts)

@@ -1,0 +1,145 @@
+"""Training per type: run-level split, held-out metrics in the card, exact contributions, predictions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from analytics.pdm.card import read_card
+from analytics.pdm.contributions import decompose
+from analytics.pdm.dataset import Rows, SplitName, rows_of, split_runs
+from analytics.pdm.evaluate import evaluate
+from analytics.pdm.features import feature_names
+from analytics.pdm.model import TrainOptions, save, train_type
+from analytics.pdm.predict import Direction, PredictionLevel, load_models, predict_equipment
+from analytics.pdm.signals import EquipmentType
+from gateway.settings import load_plant
+from simulator.training import run_to_failure
+
+PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")
+KIND = EquipmentType.PUMP
+OPTIONS = TrainOptions(seed=3, n_estimators=15, n_jobs=1)
+
+
+@pytest.fixture(scope="module")
+def histories():
+    from analytics.pdm.dataset import history_from_run
+    return [history_from_run(run_to_failure(KIND.value, seed=s, dt=1800.0, healthy_h=60.0, wear_h=60.0), PLANT, KIND)
+            for s in range(8)]
+
+
+@pytest.fixture(scope="module")
+def trained(histories):
+    return train_type(KIND, histories, OPTIONS)
+
+
+@pytest.fixture(scope="module")
+def saved(trained, tmp_path_factory):
+    out = tmp_path_factory.mktemp("models")
+    save(trained, out)
+    return out
+
+
+def test_train_validation_and_test_runs_never_overlap():
+    splits = split_runs(list(range(40)))
+    train, validation, test = (set(splits[s]) for s in (SplitName.TRAIN, SplitName.VALIDATION, SplitName.TEST))
+    assert not (train & validation) and not (train & test) and not (validation & test)
+    assert train | validation | test == set(range(40))
+    assert len(test) == 10 and len(validation) == 10
+
+
+def test_card_records_the_split_without_overlap(saved):
+    split = read_card(saved / "PUMP.card.json")["split"]
+    assert not set(split["train"]) & set(split["test"])
+    assert not set(split["validation"]) & set(split["test"])
+
+
+def test_model_and_card_are_written(saved):
+    assert (saved / "PUMP.joblib").is_file()
+    card = read_card(saved / "PUMP.card.json")
+    for key in ("features", "sizes", "metrics", "seed", "threshold", "horizon_h", "libraries",
+                "data_sha256", "created", "version", "equipment_type"):
+        assert key in card
+    assert card["features"] == list(feature_names(KIND))
+    assert card["seed"] == 3 and len(card["data_sha256"]) == 64
+    assert {"scikit-learn", "numpy"} <= set(card["libraries"])
+
+
+def test_card_metrics_are_numbers_computed_on_the_test_runs(saved, trained, histories):
+    card = read_card(saved / "PUMP.card.json")
+    test = card["metrics"]["test"]
+    for key in ("precision", "recall", "f1", "brier", "false_alarm_rate_healthy"):
+        assert isinstance(test[key], float) and 0.0 <= test[key] <= 1.0
+    assert isinstance(test["lead_time_h"]["median"], float)
+    assert len(test["calibration"]) == 10
+    test_rows = Rows.concat([rows_of(h, KIND, card["horizon_h"]) for h in histories
+                             if h.run_id in set(card["split"]["test"])])
+    probability = trained.classifier.predict_proba(test_rows.features)[:, 1]
+    again = evaluate(test_rows, probability, card["threshold"])
+    assert test["precision"] == pytest.approx(again["precision"])
+    assert test["recall"] == pytest.approx(again["recall"])
+    assert test["rows"] == len(test_rows) == card["sizes"]["test_rows"]
+
+
+def test_contributions_and_bias_sum_to_the_predicted_probability(trained, histories):
+    rows = rows_of(histories[0], KIND, trained.horizon_h).features[::5]
+    decomposition = decompose(trained.classifier, rows)
+    expected = trained.classifier.predict_proba(rows)[:, 1]
+    np.testing.assert_allclose(decomposition.bias + decomposition.contributions.sum(axis=1), expected,
+                               atol=1e-9)
+
+
+def test_loaded_models_predict_with_drivers_and_source(saved, trained, histories):
+    models = load_models(saved)
+    assert set(models) == {KIND}
+    model = models[KIND]
+    rows = rows_of(histories[0], KIND, trained.horizon_h)
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    worn = predict_equipment(model, rows.features[-2], now, "PUMP-101")
+    assert worn.model_source.startswith("PUMP v1.0 (")
+    assert 0.0 <= worn.failure_probability <= 100.0 and 0.0 <= worn.confidence <= 100.0
+    assert worn.top_drivers and all(d.direction in tuple(Direction) for d in worn.top_drivers)
+    assert sum(d.contribution_pct for d in worn.top_drivers) <= 100.0 + 1e-6
+    body = worn.as_dict()
+    assert set(body["shap_explanation"]["top_drivers"][0]) == {"feature", "contribution_pct", "direction"}
+
+
+def test_a_machine_near_failure_is_not_normal_and_gets_a_failure_date(saved, trained, histories):
+    model = load_models(saved)[KIND]
+    rows = rows_of(histories[0], KIND, trained.horizon_h)
+    now = datetime(2025, 1, 1, tzinfo=UTC)
+    worn = predict_equipment(model, rows.features[-2], now, "PUMP-101")
+    assert worn.prediction != PredictionLevel.NORMAL
+    assert worn.rul_hours is not None and worn.estimated_failure_date is not None
+
+
+def test_a_healthy_machine_is_normal_without_rul(saved, trained, histories):
+    model = load_models(saved)[KIND]
+    rows = rows_of(histories[0], KIND, trained.horizon_h)
+    first_healthy = int(np.flatnonzero(rows.healthy)[0])
+    healthy = predict_equipment(model, rows.features[first_healthy], datetime(2025, 1, 1, tzinfo=UTC),
+                                "PUMP-101")
+    assert healthy.prediction == PredictionLevel.NORMAL
+    assert healthy.rul_hours is None and healthy.estimated_failure_date is None
+
+
+def test_missing_model_dir_loads_no_models(tmp_path):
+    assert load_models(tmp_path / "absent") == {}
+
+
+def test_live_features_from_tag_series_match_the_training_row(saved, trained, histories):
+    from analytics.pdm.predict import live_features
+    from analytics.pdm.signals import model_signals
+    model = load_models(saved)[KIND]
+    history = histories[0]
+    signals = model_signals(PLANT, history.equipment_id, KIND)
+    epoch = 1.7e9
+    k = len(history.time_s) - 3
+    series = {s.tag_id: (epoch + history.time_s[: k + 1], history.values[: k + 1, c])
+              for c, s in enumerate(signals)}
+    live = live_features(model, signals, series, epoch + history.time_s[k])
+    rows = rows_of(history, KIND, trained.horizon_h)
+    np.testing.assert_allclose(live, rows.features[rows.time_s == history.time_s[k]][0], rtol=1e-7, atol=1e-9)
