@@ -32,13 +32,12 @@ from typing import Any
 import numpy as np
 import paho.mqtt.client as paho
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
 
 from analytics.alarm_types import AlarmTransition
 from drivers.batch import Batch
 from gateway.catalog import Catalog
 from gateway.outbox import OUTBOX_FILE, Outbox
-from gateway.settings import GatewaySettings, MqttSettings
+from gateway.settings import GatewaySettings, MqttSettings, MqttValuesConfig
 
 log = structlog.get_logger(__name__)
 
@@ -46,21 +45,6 @@ TOPIC_ROOT = "refineryiq"
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 ALARM_QOS = 1
-
-
-class MqttValuesConfig(BaseModel):
-    """Live values by exception: a tag is published when its value moves by more than the
-    deadband (% of its normal span) or its quality changes, at most once per
-    ``min_interval_s``. Off by default: alarms and status are the MQTT contract, values are
-    an opt-in for control-room displays. The lead may add it to MqttSettings as ``values``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = False
-    deadband_pct: float = Field(default=0.5, ge=0, le=100)
-    min_interval_s: float = Field(default=1.0, ge=0)
-    qos: int = Field(default=0, ge=0, le=1)
-    retain: bool = False
 
 
 class MqttPublisher:

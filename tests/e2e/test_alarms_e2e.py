@@ -1,0 +1,185 @@
+"""Alarms end to end: `refineryiq run --simulate` with MQTT on the real Mosquitto; faults are
+injected through the simulator's control API and the alarms are seen over HTTP and MQTT."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import threading
+import urllib.request
+import uuid
+
+import paho.mqtt.client as paho
+import pytest
+
+from gateway.users import USERS_FILE, Role, UserStore
+from tests.support.daemon import DaemonProcess
+
+GATEWAY_ID = "edge-e2e"
+PASSWORD = "correct horse battery"
+
+
+class Recorder:
+    """Every MQTT message under a topic filter, collected on paho's thread."""
+
+    def __init__(self, topic: str):
+        self.messages: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                   client_id=f"e2e-{uuid.uuid4().hex[:8]}")
+        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect("127.0.0.1", 1883)
+        self._client.loop_start()
+        assert self._subscribed.wait(5), "could not subscribe to the broker"
+
+    def _on_message(self, client, userdata, message) -> None:
+        with self._lock:
+            self.messages.append((message.topic, json.loads(message.payload)))
+
+    def find(self, **fields) -> tuple[str, dict] | None:
+        with self._lock:
+            return next(((t, b) for t, b in self.messages
+                         if all(b.get(k) == v for k, v in fields.items())), None)
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def _post(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def site() -> str:
+    return f"e2e{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="module")
+def recorder(site):
+    r = Recorder(f"refineryiq/{site}/{GATEWAY_ID}/alarms/#")
+    yield r
+    r.stop()
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory, site, recorder):
+    state = tmp_path_factory.mktemp("alarms") / "state"
+    state.mkdir()
+
+    async def add_operator() -> None:
+        async with UserStore(state / USERS_FILE) as users:
+            await users.add("ana", PASSWORD, Role.OPERATOR)
+
+    asyncio.run(add_operator())
+    d = DaemonProcess(state, env={
+        "REFINERYIQ_MQTT__HOST": "127.0.0.1", "REFINERYIQ_SITE": site,
+        "REFINERYIQ_GATEWAY_ID": GATEWAY_ID,
+        # Shorter than the default 10 s so the test does not wait for nothing.
+        "REFINERYIQ_ALARMS__BAD_QUALITY_DELAY_S": "2"}).start()
+    health = d.wait_healthy(timeout=90)
+    d.control = f"http://127.0.0.1:{health['simulator']['control_port']}"
+    yield d
+    d.kill()
+
+
+def _login(daemon) -> dict:
+    status, body = _post(f"{daemon.url}/api/auth/login", {"username": "ana", "password": PASSWORD})
+    assert status == 200, body
+    return {"Authorization": f"Bearer {body['token']}"}
+
+
+def test_an_out_of_range_fault_raises_its_alarm_over_http_and_mqtt(daemon, recorder, site):
+    status, _ = _post(f"{daemon.control}/faults",
+                      {"tag_id": "TI-101", "kind": "out_of_range", "duration_s": 30})
+    assert status == 200
+
+    def listed():
+        _, alarms = daemon.get("/api/alarms?tag_id=TI-101")
+        return [a for a in alarms if a["kind"] == "BAD_QUALITY"]
+
+    (alarm,) = daemon.wait_for(listed, 30, "TI-101 bad-quality alarm in /api/alarms")
+    assert alarm["state"] == "ACTIVE_UNACK"
+    topic, body = daemon.wait_for(
+        lambda: recorder.find(key="TI-101/BAD_QUALITY", state="ACTIVE_UNACK"), 15,
+        "the alarm on MQTT")
+    assert topic == f"refineryiq/{site}/{GATEWAY_ID}/alarms/TI-101"
+    assert body["alarm_id"] == alarm["alarm_id"]
+
+
+def test_a_spike_raises_a_process_alarm_an_operator_acknowledges(daemon, recorder):
+    status, _ = _post(f"{daemon.control}/faults",
+                      {"tag_id": "PI-103", "kind": "spike", "duration_s": 30})
+    assert status == 200
+    daemon.wait_for(lambda: daemon.get("/api/alarms?tag_id=PI-103&state=active_unack")[1], 30,
+                    "PI-103 process alarm")
+    status, body = _post(f"{daemon.url}/api/alarms/PI-103%2FPROCESS/acknowledge",
+                         {"comment": "field check requested"}, _login(daemon))
+    assert status == 200, body
+    assert (body["alarm"]["acked_by"], body["alarm"]["ack_comment"]) == (
+        "ana", "field check requested")
+    _, journal = daemon.get("/api/alarms/journal?tag_id=PI-103")
+    assert journal["transitions"][0]["to_state"] == "ACTIVE_ACK"
+    daemon.wait_for(lambda: recorder.find(key="PI-103/PROCESS", state="ACTIVE_ACK", user="ana"),
+                    15, "the acknowledge on MQTT")
+
+
+def test_health_reports_alarms_and_a_connected_broker(daemon):
+    _, health = daemon.get("/health")
+    assert health["alarms"]["mqtt"]["state"] == "connected"
+    assert set(health["alarms"]["active"]) == {"LOW", "MEDIUM", "HIGH"}
+
+
+def test_kpis_count_the_injected_alarms(daemon):
+    daemon.wait_for(lambda: daemon.get("/api/alarms/kpis?window_s=3600")[1]["activations"] >= 2,
+                    30, "two activations in the KPIs")
+
+
+def test_an_unacknowledged_alarm_survives_a_restart_without_a_new_activation(daemon):
+    # TI-101's bad-quality alarm was never acknowledged: it stands (active or returned to
+    # normal, unacknowledged) until an operator acknowledges it, restart or not.
+    daemon.wait_for(lambda: daemon.get("/api/alarms?tag_id=TI-101")[1], 10, "TI-101 standing")
+    assert daemon.stop(signal.SIGTERM, timeout=15) == 0
+    before = {a["key"]: a["alarm_id"] for a in _standing_at_stop(daemon)
+              if a["state"] in ("ACTIVE_UNACK", "RTN_UNACK")}
+    assert "TI-101/BAD_QUALITY" in before
+    restarted = DaemonProcess(daemon.state_dir, env={
+        k: v for k, v in daemon.env.items()
+        if k.startswith("REFINERYIQ_") and k != "REFINERYIQ_HTTP__PORT"}).start()
+    try:
+        restarted.wait_healthy(90)
+        _, alarms = restarted.get("/api/alarms")
+        assert {a["key"]: a["alarm_id"] for a in alarms if a["key"] in before} == before
+        _, journal = restarted.get("/api/alarms/journal?tag_id=TI-101&limit=1000")
+        activations = [t for t in journal["transitions"] if t["to_state"] == "ACTIVE_UNACK"
+                       and t["from_state"] not in ("ACTIVE_UNACK", "ACTIVE_ACK")]
+        assert len(activations) == 1
+    finally:
+        restarted.kill()
+
+
+def _standing_at_stop(daemon) -> list[dict]:
+    """The alarms the stopped daemon left standing, from its persisted snapshot."""
+    from gateway.alarm_service import SNAPSHOT_KEY
+    from gateway.store.embedded import EmbeddedStore
+
+    async def read() -> list[dict]:
+        store = EmbeddedStore(daemon.state_dir / "history.sqlite", retention_s=86400,
+                              max_bytes=10**9)
+        await store.open()
+        try:
+            return json.loads(await store.get_state(SNAPSHOT_KEY))["alarms"]
+        finally:
+            await store.close()
+
+    return asyncio.run(read())
