@@ -13,9 +13,15 @@ from gateway.store.embedded import EmbeddedStore
 from tests.support.daemon import ROOT, DaemonProcess
 
 
-@pytest.fixture
-def daemon(tmp_path):
-    d = DaemonProcess(tmp_path / "state").start()
+@pytest.fixture(scope="module")
+def state_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("run-simulate") / "state"
+
+
+@pytest.fixture(scope="module")
+def daemon(state_dir):
+    """One daemon for the module; the last test stops it with SIGTERM."""
+    d = DaemonProcess(state_dir).start()
     yield d
     d.kill()
 
@@ -43,7 +49,7 @@ def test_every_catalog_tag_is_live_with_good_quality(daemon):
     assert by_id["TI-101"]["source_timestamp"].endswith("+00:00")
 
 
-def test_sigterm_exits_0_within_10s_and_the_store_holds_the_scans(daemon, tmp_path):
+def test_sigterm_exits_0_within_10s_and_the_store_holds_the_scans(daemon, state_dir):
     daemon.wait_healthy(timeout=90)
     time.sleep(2)
     _, health = daemon.get("/health")
@@ -54,7 +60,7 @@ def test_sigterm_exits_0_within_10s_and_the_store_holds_the_scans(daemon, tmp_pa
     assert time.monotonic() - started < 10
 
     async def stored_values():
-        store = EmbeddedStore(tmp_path / "state" / "history.sqlite", retention_s=86400 * 30,
+        store = EmbeddedStore(state_dir / "history.sqlite", retention_s=86400 * 30,
                               max_bytes=10**9)
         await store.open()
         try:
