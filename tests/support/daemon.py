@@ -35,6 +35,7 @@ class DaemonProcess:
             "REFINERYIQ_HTTP__PORT": str(self.http_port),
             "REFINERYIQ_SIMULATOR__OPCUA_PORT": "0",
             "REFINERYIQ_SIMULATOR__MODBUS_PORT": "0",
+            "REFINERYIQ_OPCUA_SERVER__PORT": "0",
             "REFINERYIQ_LOGGING__FORMAT": "json",
             **(env or {}),
         }

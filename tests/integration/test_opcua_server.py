@@ -1,0 +1,302 @@
+"""The northbound OPC-UA server: an asyncua client against `refineryiq run --simulate`.
+
+The daemon runs as a subprocess with the server on a free loopback port; faults are injected
+through the simulator's control API. A second part starts the server alone (in process) to
+check Basic256Sha256 with user/password, and the settings' security rules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+from argon2 import PasswordHasher
+from asyncua import Client, ua
+from asyncua.crypto.cert_gen import setup_self_signed_certificate
+from cryptography.x509.oid import ExtendedKeyUsageOID
+
+from drivers.batch import Batch
+from drivers.quality import Quality, Reason
+from gateway.catalog import Catalog
+from gateway.live import LiveCache
+from gateway.opcua_server_runtime import ChangeSource, NorthboundServer, ServerThread
+from gateway.opcua_server_status import status_code
+from gateway.settings import ConfigError, OpcUaServerSettings, load_config, load_plant
+from tests.support.daemon import ROOT, DaemonProcess, free_port
+
+SC = ua.StatusCodes
+TI_101 = ["0:Objects", "2:RefineryIQ", "2:CDU-101", "2:FURNACE-100", "2:TI-101"]
+
+
+def _post(url: str, body: dict) -> tuple[int, dict]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    state = tmp_path_factory.mktemp("opcua_server") / "state"
+    port = free_port()
+    d = DaemonProcess(state, env={
+        "REFINERYIQ_OPCUA_SERVER__PORT": str(port),
+        "REFINERYIQ_OPCUA_SERVER__SUMMARY_INTERVAL_S": "0.5",
+        "REFINERYIQ_ALARMS__BAD_QUALITY_DELAY_S": "0",
+        "REFINERYIQ_ANALYTICS__FIRST_RUN_DELAY_S": "2",
+        "REFINERYIQ_ANALYTICS__KPI_INTERVAL_S": "2"}).start()
+    health = d.wait_healthy(timeout=90)
+    d.wait_for(lambda: d.get("/health")[1]["opcua_server"]["state"] == "serving", 30,
+               "the OPC-UA server serving")
+    d.opcua_url = f"opc.tcp://127.0.0.1:{port}"
+    d.control = f"http://127.0.0.1:{health['simulator']['control_port']}"
+    yield d
+    d.kill()
+
+
+async def _wait(predicate, timeout: float = 20.0, what: str = "condition"):
+    deadline = asyncio.get_running_loop().time() + timeout
+    last = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await predicate()
+        if last:
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}; last={last!r}")
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+async def test_a_tag_is_browsed_under_its_unit_and_equipment(daemon):
+    async with Client(daemon.opcua_url) as client:
+        node = await client.nodes.root.get_child(TI_101)
+        assert node.nodeid == ua.NodeId("TI-101", 2)
+        assert (await node.read_display_name()).Text == "TI-101"
+
+
+async def test_a_tag_carries_its_engineering_units_and_ranges(daemon):
+    async with Client(daemon.opcua_url) as client:
+        node = await client.nodes.root.get_child(TI_101)
+        eu = await (await node.get_child("0:EngineeringUnits")).read_value()
+        eu_range = await (await node.get_child("0:EURange")).read_value()
+    assert eu.DisplayName.Text == "°C"
+    assert (eu_range.Low, eu_range.High) == (340.0, 360.0)
+
+
+async def test_tag_values_equal_the_live_api(daemon):
+    async with Client(daemon.opcua_url) as client:
+        async def compare():
+            _, live = daemon.get("/api/tags/live")
+            nodes = [client.get_node(ua.NodeId(t["tag_id"], 2)) for t in live]
+            values = await client.read_attributes(nodes, ua.AttributeIds.Value)
+            # The server flushes changed tags every 200 ms: compare only readings of the
+            # same scan (same source timestamp), and insist that nearly all are.
+            same = [(t, dv) for t, dv in zip(live, values, strict=True)
+                    if t["source_timestamp"] and dv.SourceTimestamp is not None
+                    and datetime.fromisoformat(t["source_timestamp"]) ==
+                    dv.SourceTimestamp.replace(microsecond=dv.SourceTimestamp.microsecond // 1000 * 1000)]
+            return same if len(same) >= 0.9 * len(live) else None
+
+        same = await _wait(compare, 20, "OPC-UA readings of the same scans as /api/tags/live")
+    for tag, dv in same:
+        if tag["quality"] == Quality.GOOD:
+            assert dv.StatusCode.is_good(), tag["tag_id"]
+            assert dv.Value.Value == pytest.approx(tag["value"], rel=1e-12), tag["tag_id"]
+
+
+async def test_an_out_of_range_value_reads_bad_out_of_range(daemon):
+    status, _ = _post(f"{daemon.control}/faults",
+                      {"tag_id": "TI-101", "kind": "out_of_range", "duration_s": 30})
+    assert status == 200
+    async with Client(daemon.opcua_url) as client:
+        node = client.get_node(ua.NodeId("TI-101", 2))
+
+        async def bad():
+            dv = await node.read_data_value(raise_on_bad_status=False)
+            return dv if dv.StatusCode.value == SC.BadOutOfRange else None
+
+        dv = await _wait(bad, 20, "TI-101 BadOutOfRange")
+    assert dv.Value.Value is None
+
+
+async def test_a_device_reported_bad_value_reads_bad_sensor_failure(daemon):
+    status, _ = _post(f"{daemon.control}/faults",
+                      {"tag_id": "TI-306", "kind": "bad_quality", "duration_s": 30})
+    assert status == 200
+    async with Client(daemon.opcua_url) as client:
+        node = client.get_node(ua.NodeId("TI-306", 2))
+
+        async def bad():
+            dv = await node.read_data_value(raise_on_bad_status=False)
+            return dv.StatusCode.value == SC.BadSensorFailure
+
+        await _wait(bad, 20, "TI-306 BadSensorFailure")
+
+
+class _Events:
+    def __init__(self):
+        self.received = []
+
+    def event_notification(self, event):
+        self.received.append(event)
+
+
+async def test_an_alarm_transition_arrives_as_an_alarm_condition_event(daemon):
+    async with Client(daemon.opcua_url) as client:
+        handler = _Events()
+        subscription = await client.create_subscription(100, handler)
+        await subscription.subscribe_events(client.nodes.server,
+                                            ua.ObjectIds.AlarmConditionType)
+        status, _ = _post(f"{daemon.control}/faults",
+                          {"tag_id": "PI-103", "kind": "out_of_range", "duration_s": 30})
+        assert status == 200
+
+        async def arrived():
+            return next((e for e in handler.received if e.SourceName == "PI-103"), None)
+
+        event = await _wait(arrived, 20, "an alarm event for PI-103")
+    assert event.ConditionName == "PI-103/BAD_QUALITY"
+    assert event.Severity in (300, 500, 800)
+    assert event.EventType == ua.NodeId(ua.ObjectIds.AlarmConditionType)
+    assert event.Message.Text
+
+
+async def test_the_active_alarm_list_names_a_standing_alarm(daemon):
+    _post(f"{daemon.control}/faults", {"tag_id": "FI-102", "kind": "out_of_range", "duration_s": 30})
+    async with Client(daemon.opcua_url) as client:
+        node = await client.nodes.root.get_child(
+            ["0:Objects", "2:RefineryIQ", "2:Alarms", "2:active_alarms"])
+
+        async def listed():
+            return [line for line in await node.read_value() or []
+                    if line.startswith("FI-102/BAD_QUALITY|")]
+
+        await _wait(listed, 20, "FI-102 in the active alarm list")
+
+
+async def test_unit_kpis_and_gateway_health_are_published(daemon):
+    async with Client(daemon.opcua_url) as client:
+        oee = await client.nodes.root.get_child(
+            ["0:Objects", "2:RefineryIQ", "2:CDU-101", "2:KPIs", "2:oee_pct"])
+        status = await client.nodes.root.get_child(
+            ["0:Objects", "2:RefineryIQ", "2:Gateway", "2:status"])
+
+        async def published():
+            dv = await oee.read_data_value(raise_on_bad_status=False)
+            return dv if dv.StatusCode.is_good() else None
+
+        dv = await _wait(published, 30, "CDU-101 OEE")
+        assert 0.0 <= dv.Value.Value <= 100.0
+        assert await status.read_value() in ("healthy", "degraded")
+
+
+async def test_clients_cannot_write_a_tag(daemon):
+    async with Client(daemon.opcua_url) as client:
+        node = client.get_node(ua.NodeId("FI-402", 2))
+        with pytest.raises(ua.UaStatusCodeError) as refused:
+            await node.write_value(ua.DataValue(ua.Variant(1.0, ua.VariantType.Double)))
+    assert refused.value.code in (SC.BadNotWritable, SC.BadUserAccessDenied)
+
+
+# --------------------------------------------------------------------------- mapping
+
+
+@pytest.mark.parametrize(("quality", "reason", "code"), [
+    (Quality.GOOD, Reason.NONE, SC.Good),
+    (Quality.DOUBTFUL, Reason.STALE, SC.UncertainLastUsableValue),
+    (Quality.DOUBTFUL, Reason.DEVICE_UNCERTAIN, SC.Uncertain),
+    (Quality.BAD, Reason.TIMEOUT, SC.BadTimeout),
+    (Quality.BAD, Reason.DISCONNECTED, SC.BadNotConnected),
+    (Quality.BAD, Reason.OUT_OF_RANGE, SC.BadOutOfRange),
+    (Quality.BAD, Reason.DEVICE_BAD, SC.BadSensorFailure),
+    (Quality.BAD, Reason.NOT_READ, SC.BadWaitingForInitialData),
+])
+def test_quality_and_reason_map_to_a_status_code(quality, reason, code):
+    assert status_code(quality, reason) == code
+
+
+# --------------------------------------------------------------------------- security
+
+
+def test_security_none_is_refused_beyond_loopback():
+    with pytest.raises(ConfigError, match=r"opcua_server: .*loopback"):
+        load_config(ROOT / "config/gateway.toml",
+                    environ={"REFINERYIQ_OPCUA_SERVER__HOST": "0.0.0.0"})
+
+
+def test_secure_mode_needs_users():
+    with pytest.raises(ValueError, match="needs at least one entry in users"):
+        OpcUaServerSettings(security="Basic256Sha256", host="0.0.0.0")
+
+
+PASSWORD = "scada reader 2026"
+# Cheap argon2 parameters: the test checks the flow, not the cost.
+HASHER = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+
+
+@pytest.fixture(scope="module")
+def secure_server(tmp_path_factory):
+    state = tmp_path_factory.mktemp("secure")
+    catalog = Catalog.build(load_plant(ROOT / "config/plant.toml"))
+    live = LiveCache(len(catalog))
+    live.update(Batch.build("g", "d", 1.0, 1.0, np.array([catalog.index["TI-101"]]),
+                            np.array([351.5]), np.array([Quality.GOOD]), np.array([Reason.NONE])))
+    settings = OpcUaServerSettings(
+        host="127.0.0.1", port=0, security="Basic256Sha256",
+        users=[{"username": "scada", "password_hash": HASHER.hash(PASSWORD)}])
+    server = NorthboundServer(settings, catalog, ChangeSource(live), state)
+    thread = ServerThread()
+    thread.start()
+    asyncio.run_coroutine_threadsafe(server.start(), thread.loop).result(30)
+    yield server, state
+    asyncio.run_coroutine_threadsafe(server.stop(), thread.loop).result(10)
+    asyncio.run(thread.stop())
+
+
+async def _client_cert(state: Path) -> str:
+    key, cert = state / "client-key.pem", state / "client-cert.der"
+    await setup_self_signed_certificate(key, cert, "urn:refineryiq:test-client", "localhost",
+                                        [ExtendedKeyUsageOID.CLIENT_AUTH], {"commonName": "test"})
+    return f"Basic256Sha256,SignAndEncrypt,{cert},{key}"
+
+
+def test_the_server_certificate_is_generated_in_the_state_dir(secure_server):
+    _, state = secure_server
+    assert (state / "pki/server/gateway-cert.der").exists()
+    assert (state / "pki/server/gateway-key.pem").stat().st_mode & 0o077 == 0
+
+
+async def test_a_user_reads_over_basic256sha256_sign_and_encrypt(secure_server):
+    server, state = secure_server
+    client = Client(server.endpoint)
+    await client.set_security_string(await _client_cert(state))
+    client.set_user("scada")
+    client.set_password(PASSWORD)
+    async with client:
+        value = await client.get_node(ua.NodeId("TI-101", 2)).read_value()
+    assert value == 351.5
+
+
+async def test_a_wrong_password_is_refused(secure_server):
+    server, state = secure_server
+    client = Client(server.endpoint)
+    await client.set_security_string(await _client_cert(state))
+    client.set_user("scada")
+    client.set_password("not the password")
+    with pytest.raises(ua.UaStatusCodeError) as refused:
+        async with client:
+            pass
+    assert refused.value.code == SC.BadUserAccessDenied
+
+
+async def test_an_unencrypted_anonymous_client_is_refused(secure_server):
+    server, _ = secure_server
+    with pytest.raises(Exception):  # noqa: B017 - no endpoint offers security None
+        async with Client(server.endpoint):
+            pass
