@@ -1,0 +1,7 @@
+"""OPC-UA client driver: batched polling reads and subscriptions (see README.md here)."""
+
+from drivers.opcua.driver import OpcUaDriver, classify_failure
+from drivers.opcua.security import ServerCertificateMismatch
+from drivers.opcua.stats import DriverStats
+
+__all__ = ["DriverStats", "OpcUaDriver", "ServerCertificateMismatch", "classify_failure"]
