@@ -49,6 +49,22 @@ def test_every_catalog_tag_is_live_with_good_quality(daemon):
     assert by_id["TI-101"]["source_timestamp"].endswith("+00:00")
 
 
+def test_metrics_parse_with_prometheus_parser(daemon):
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    daemon.wait_healthy(timeout=90)
+    with urllib.request.urlopen(daemon.url + "/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert "refineryiq_values" in families
+    samples = {s.labels["device"]: s.value for s in families["refineryiq_values"].samples
+               if s.name == "refineryiq_values_total"}
+    assert set(samples) == {"plc-cdu-fcc", "scada-ht-alk"}
+    assert all(v > 0 for v in samples.values())
+
+
 def test_sigterm_exits_0_within_10s_and_the_store_holds_the_scans(daemon, state_dir):
     daemon.wait_healthy(timeout=90)
     time.sleep(2)
