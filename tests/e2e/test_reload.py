@@ -61,3 +61,34 @@ def test_sighup_applies_a_changed_scan_configuration_without_restart(daemon_with
     _, tags = daemon.get("/api/tags/live")
     assert all(t["quality"] == 192 for t in tags if t["unit_id"] == "ALK-400")
     assert daemon.proc.pid == pid and daemon.proc.poll() is None
+
+
+def test_sighup_with_a_changed_limit_changes_alarm_behaviour(tmp_path):
+    plant = tmp_path / "plant.toml"
+    plant_text = (ROOT / "config/plant.toml").read_text()
+    plant.write_text(plant_text)
+    text = (ROOT / "config/gateway.toml").read_text().replace(
+        'plant_file = "plant.toml"', f'plant_file = "{plant}"')
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    daemon = DaemonProcess(tmp_path / "state", "run", "--simulate", "--config", str(path),
+                           env={"REFINERYIQ_ALARMS__ON_DELAY_S": "0"}).start()
+    try:
+        daemon.wait_healthy(timeout=90)
+        _, alarms = daemon.get("/api/alarms")
+        assert not [a for a in alarms if a["tag_id"] == "TI-104"]
+        # TI-104 runs near 120 °C; lower its high limit below that.
+        block = re.search(r'\[\[tags\]\]\nid = "TI-104".*?\n\n', plant_text, flags=re.S).group(0)
+        plant.write_text(plant_text.replace(block, block.replace("normal_max = 130", "normal_max = 112")
+                                            .replace("normal_min = 110", "normal_min = 100")))
+        daemon.proc.send_signal(signal.SIGHUP)
+        daemon.wait_for(lambda: "configuration reloaded" in daemon.log(), 30, "reload in the log")
+
+        def ti104_alarm():
+            _, alarms = daemon.get("/api/alarms")
+            return [a for a in alarms if a["tag_id"] == "TI-104"]
+
+        [alarm] = daemon.wait_for(ti104_alarm, 30, "a TI-104 high alarm after the reload")
+        assert alarm["kind"] in ("HI", "HIHI")
+    finally:
+        daemon.kill()

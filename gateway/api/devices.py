@@ -1,0 +1,58 @@
+"""Southbound devices and their state.
+
+``GET /api/devices``              every configured device: connection, freshness, counters
+``GET /api/devices/{device_id}``  one device (404 for an unknown id)
+
+The same figures as the ``devices`` section of ``/health`` (``gateway.api.health``).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gateway.api.context import ctx_of
+from gateway.api.health import device_report
+from gateway.api.openapi import InvalidInput, Operation, add, respond
+
+TAG = "gateway"
+
+
+class DeviceState(BaseModel):
+    id: str
+    protocol: str
+    state: str
+    current: bool
+    last_good_scan: float | None
+    last_scan: float | None
+    scans: int
+    good_scans: int
+    failed_scans: int
+    overruns: int
+    skipped_scans: int
+    values_per_s: float
+    tags: int
+    driver: dict[str, Any]
+
+
+async def get_devices(request: web.Request) -> web.Response:
+    return respond([DeviceState.model_validate(d)
+                    for d in device_report(ctx_of(request), time.time())])
+
+
+async def get_device(request: web.Request) -> web.Response:
+    device_id = request.match_info["device_id"]
+    for d in device_report(ctx_of(request), time.time()):
+        if d["id"] == device_id:
+            return respond(DeviceState.model_validate(d))
+    raise InvalidInput(404, f"no device '{device_id}'")
+
+
+def setup(app: web.Application) -> None:
+    add(app, Operation("GET", "/api/devices", get_devices, "Devices and their state",
+                       list[DeviceState], tag=TAG))
+    add(app, Operation("GET", "/api/devices/{device_id}", get_device, "One device's state",
+                       DeviceState, tag=TAG, errors={404: "no device with this id"}))
