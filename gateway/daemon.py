@@ -9,12 +9,13 @@ import time
 from aiohttp import web
 
 from gateway.api.app import create_app
+from gateway.api.auth import AuthService
 from gateway.api.context import GatewayContext
 from gateway.catalog import Catalog
 from gateway.logs import get_logger
 from gateway.pipeline import Pipeline
 from gateway.sdnotify import Notifier
-from gateway.settings import Config
+from gateway.settings import Config, ConfigError, load_config
 from gateway.simulated import SimulatorProcess
 from gateway.store.embedded import EmbeddedStore
 from gateway.supervisor import Supervisor
@@ -39,11 +40,13 @@ class Gateway:
         self.http_port: int | None = None
         self.notifier = Notifier()
         self.services: list = []
+        self._reload_lock = asyncio.Lock()
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop_event.set)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
         try:
             await self._start()
             await self._wait_first_scans()
@@ -64,13 +67,15 @@ class Gateway:
             self.simulator = SimulatorProcess(settings)
             await self.simulator.start()
             settings = self.settings = self.simulator.point_devices(settings)
-        self.catalog = Catalog.build(self.config.plant, settings.simulator.synthetic_tags
-                                     if self.simulate else 0)
+        self.catalog_synthetic = settings.simulator.synthetic_tags if self.simulate else 0
+        self.catalog = Catalog.build(self.config.plant, self.catalog_synthetic)
         state_dir = settings.state_dir
         state_dir.mkdir(parents=True, exist_ok=True)
         self.store = EmbeddedStore(state_dir / "history.sqlite",
                                    retention_s=settings.store.retention_days * 86400,
-                                   max_bytes=settings.store.max_bytes)
+                                   max_bytes=settings.store.max_bytes,
+                                   forwarding=settings.database.url is not None,
+                                   tag_ids=[t.id for t in self.catalog.tags])
         await self.store.open()
         self.pipeline = Pipeline(settings, self.catalog, self.store, state_dir)
         await self._restore_live()
@@ -86,13 +91,7 @@ class Gateway:
         await self._start_http()
         await self.pipeline.connect_all()
         self.supervisor.start("accept", self.pipeline.accept_loop)
-        for mode, group_id in self.pipeline.scan_task_names():
-            if mode == "poll":
-                self.supervisor.start(f"scan:{group_id}",
-                                      lambda g=group_id: self.pipeline.scan_loop(g))
-            else:
-                self.supervisor.start(f"subscribe:{group_id}",
-                                      lambda g=group_id: self.pipeline.subscribe_group(g))
+        self._start_scans()
         self.supervisor.start("retention", self._retention_loop)
         if (interval := Notifier.watchdog_interval()) is not None:
             self.supervisor.start("watchdog", lambda: self._watchdog_loop(interval))
@@ -117,9 +116,85 @@ class Gateway:
                 last = accepted
             await asyncio.sleep(interval)
 
+    def _request_reload(self) -> None:
+        if not hasattr(self, "pipeline"):
+            log.warning("SIGHUP before start-up finished; ignored")
+            return
+        asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> bool:
+        """Re-read the configuration (SIGHUP). A valid one is applied without losing buffered
+        data or alarm state; an invalid one is logged and the running configuration kept."""
+        async with self._reload_lock:
+            try:
+                config = load_config(self.config.path)
+            except ConfigError as exc:
+                log.error("reload rejected; keeping the running configuration",
+                          file=exc.path, problems=exc.problems)
+                return False
+            settings = config.settings
+            if self.simulator is not None:
+                settings = self.simulator.point_devices(settings)
+            fixed = ("state_dir", "http", "database", "gateway_id", "site")
+            changed = [k for k in fixed if getattr(settings, k) != getattr(self.settings, k)]
+            if changed:
+                log.warning("these settings take effect only after a restart", settings=changed)
+                settings = settings.model_copy(update={k: getattr(self.settings, k) for k in changed})
+            catalog = Catalog.build(config.plant, self.catalog_synthetic)
+            scans = [n for n in self.supervisor.names() if n.startswith(("scan:", "subscribe:"))]
+            await self.supervisor.stop(scans)
+            await self.pipeline.drain()
+            await self.pipeline.close_all()
+            await self.store.bind_catalog([t.id for t in catalog.tags])
+            self.pipeline.reconfigure(settings, catalog)
+            self.config, self.settings, self.catalog = config, settings, catalog
+            self.context.settings, self.context.catalog = settings, catalog
+            for service in self.services:
+                if hasattr(service, "reload"):
+                    try:
+                        await service.reload(settings, catalog)
+                    except Exception:
+                        log.exception("service failed to apply the new configuration",
+                                      service=service.name)
+            await self.pipeline.connect_all()
+            self._start_scans()
+            log.info("configuration reloaded", devices=len(settings.devices),
+                     scan_groups=len(settings.scan_groups), tags=len(catalog))
+            return True
+
+    def _start_scans(self) -> None:
+        for mode, group_id in self.pipeline.scan_task_names():
+            if mode == "poll":
+                self.supervisor.start(f"scan:{group_id}",
+                                      lambda g=group_id: self.pipeline.scan_loop(g))
+            else:
+                self.supervisor.start(f"subscribe:{group_id}",
+                                      lambda g=group_id: self.pipeline.subscribe_group(g))
+
     def _services(self) -> list:
         """The services this configuration needs, in start order."""
-        return []
+        services: list = [AuthService()]  # "users": accounts and tokens of the HTTP API
+        # "alarms": the alarm engine, its journal and MQTT (gateway/alarm_service.py)
+        from gateway.alarm_service import AlarmService
+        services.append(AlarmService())
+        if self.settings.analytics.enabled:
+            from gateway.analytics_service import AnalyticsService
+            services.append(AnalyticsService(self.settings.analytics))
+        if self.settings.opcua_server.enabled:
+            # "opcua_server": the northbound OPC-UA server (after alarms: it listens to them)
+            from gateway.opcua_server import OpcUaServerService
+            services.append(OpcUaServerService(self.settings.opcua_server))
+        if self.settings.database.url is not None:
+            # "database": forwards the embedded store to the PostgreSQL historian
+            from gateway.database_service import DatabaseService
+            services.append(DatabaseService(self.settings.database))
+        # "inventory": the supplies inventory of the seed's API (gateway/inventory.py)
+        from gateway.inventory import InventoryStore
+        services.append(InventoryStore())
+        # "stream": live values and alarm transitions over SSE (after alarms: it listens)
+        from gateway.api.stream import StreamHub
+        services.append(StreamHub())
+        return services
 
     async def _restore_live(self) -> None:
         latest = await self.store.latest()

@@ -25,7 +25,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from analytics.alarm_config import AlarmConfig
 
@@ -397,9 +397,29 @@ class StoreSettings(Strict):
 
 
 class DatabaseSettings(Strict):
+    """The PostgreSQL/TimescaleDB historian the embedded store forwards to (off without url)."""
+
     url: SecretStr | None = None
     migrate_on_start: bool = True
-    batch_rows: int = Field(default=50_000, ge=1)
+    batch_rows: int = Field(default=100_000, ge=1)
+    # Tables in this schema (created if missing) instead of the server's default search_path.
+    schema_name: str | None = Field(default=None, alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    # None: TimescaleDB when the server offers it; true: required; false: plain PostgreSQL.
+    timescale: bool | None = None
+    # How often new rows are folded into the latest-value table and the rollups.
+    fold_interval_s: float = Field(default=60.0, gt=0)
+    # /health reports degraded when the oldest unforwarded scan is older than this.
+    max_lag_s: float = Field(default=60.0, gt=0)
+    raw_hot_days: int = Field(default=30, ge=1)
+    raw_retention_days: int = Field(default=365, ge=1)
+    rollup_retention_days: int = Field(default=5 * 365, ge=1)
+
+    @model_validator(mode="after")
+    def _retention_tiers(self) -> DatabaseSettings:
+        if not self.raw_hot_days <= self.raw_retention_days <= self.rollup_retention_days:
+            raise ValueError("retention must satisfy raw_hot_days <= raw_retention_days <= "
+                             "rollup_retention_days")
+        return self
 
 
 class MqttValuesConfig(Strict):
@@ -457,6 +477,9 @@ class AnalyticsSettings(Strict):
     max_samples_per_tag: int = Field(default=200_000, ge=1000)
     # Price of energy for the financial figure; empty: no money figure is reported.
     energy_price_usd_per_kwh: float | None = Field(default=None, ge=0)
+    # Margin lost per barrel not produced, for the daily loss of /api/stats/advanced; empty:
+    # that figure is null.
+    margin_usd_per_bbl: float | None = Field(default=None, ge=0)
 
     @field_validator("timezone")
     @classmethod
@@ -467,6 +490,84 @@ class AnalyticsSettings(Strict):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone '{v}' (use an IANA name such as America/Caracas)") from None
         return v
+
+
+class ReportTargets(Strict):
+    """What the daily report compares each unit's day against (percentages 0-100)."""
+
+    oee_pct: float = Field(default=85.0, ge=0, le=100)  # the usual world-class OEE
+    throughput_pct_of_design: float = Field(default=90.0, ge=0, le=200)
+    energy_efficiency: float = Field(default=95.0, ge=0, le=100)  # EXCELLENT from 95
+    quality_score: float = Field(default=95.0, ge=0, le=100)
+    good_data_pct: float = Field(default=99.0, ge=0, le=100)
+
+
+class ReportSettings(Strict):
+    """The daily operations report (gateway/reports/): targets and the scheduled run."""
+
+    # The scheduled run writes the previous plant day's report at this local time (HH:MM,
+    # in analytics.timezone) into <state_dir>/reports/.
+    scheduled: bool = True
+    daily_at: str = Field(default="06:00", pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+    formats: list[Literal["html", "pdf", "xlsx"]] = ["html", "pdf", "xlsx"]
+    keep_days: int = Field(default=90, ge=1)
+    targets: ReportTargets = ReportTargets()
+
+
+class OpcUaServerSecurity(StrEnum):
+    """Security of the northbound OPC-UA server."""
+
+    NONE = "None"  # no encryption, anonymous clients: loopback only
+    BASIC256SHA256 = "Basic256Sha256"  # SignAndEncrypt with the gateway's certificate
+
+
+class OpcUaServerUser(Strict):
+    """A client account of the northbound OPC-UA server. ``password_hash`` is an argon2 hash
+    (print one with ``python -m gateway.opcua_server_security``), never the password."""
+
+    username: str = Field(min_length=1, max_length=64)
+    password_hash: SecretStr
+
+    @field_validator("password_hash")
+    @classmethod
+    def _argon2(cls, v: SecretStr) -> SecretStr:
+        if not v.get_secret_value().startswith("$argon2"):
+            raise ValueError("must be an argon2 hash (python -m gateway.opcua_server_security)")
+        return v
+
+
+def is_loopback(host: str) -> bool:
+    """True for a host name or address that only this machine can reach."""
+    import ipaddress
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class OpcUaServerSettings(Strict):
+    """The northbound OPC-UA server SCADA reads (see gateway/opcua_server.py)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=4841, ge=0, le=65535)
+    security: OpcUaServerSecurity = OpcUaServerSecurity.NONE
+    users: list[OpcUaServerUser] = []
+    # Changed tags are written to the address space at most this often.
+    publish_interval_ms: int = Field(default=200, ge=50, le=5000)
+    # KPIs, equipment health, gateway health and the alarm list are refreshed this often.
+    summary_interval_s: float = Field(default=2.0, ge=0.2)
+
+    @model_validator(mode="after")
+    def _secure_beyond_loopback(self) -> OpcUaServerSettings:
+        if self.security == OpcUaServerSecurity.NONE and not is_loopback(self.host):
+            raise ValueError(f"security 'None' is only allowed on a loopback host, not "
+                             f"'{self.host}': use 'Basic256Sha256' with users")
+        if self.security == OpcUaServerSecurity.BASIC256SHA256 and not self.users:
+            raise ValueError("security 'Basic256Sha256' needs at least one entry in users")
+        return self
 
 
 class GatewaySettings(BaseSettings):
@@ -488,6 +589,8 @@ class GatewaySettings(BaseSettings):
     alarms: AlarmConfig = AlarmConfig()
     simulator: SimulatorSettings = SimulatorSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    opcua_server: OpcUaServerSettings = OpcUaServerSettings()
+    reports: ReportSettings = ReportSettings()
     devices: list[Device] = []
     scan_groups: list[ScanGroup] = []
 

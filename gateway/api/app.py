@@ -4,15 +4,40 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.api import health, metrics, tags
+from gateway.api import (
+    alarms,
+    analytics,
+    auth,
+    cors,
+    devices,
+    health,
+    history,
+    metrics,
+    openapi,
+    seed_alerts,
+    seed_assets,
+    seed_dashboard,
+    seed_energy,
+    seed_inventory,
+    seed_maintenance,
+    seed_normalized,
+    seed_reports,
+    stream,
+    tags,
+)
 from gateway.api.context import CTX_KEY, GatewayContext
 from gateway.api.errors import error_middleware
 
-DOMAINS = (health, tags, metrics)
+DOMAINS = (health, tags, metrics, auth, alarms, analytics, openapi, devices, history, stream,
+           seed_dashboard, seed_inventory, seed_assets, seed_alerts, seed_maintenance,
+           seed_energy, seed_normalized, seed_reports)
 
 
 def create_app(ctx: GatewayContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware], client_max_size=1024 * 1024)
+    # Order: CORS preflights first, then errors become JSON, then the caller is authenticated.
+    app = web.Application(middlewares=[error_middleware, auth.auth_middleware],
+                          client_max_size=1024 * 1024)
+    cors.setup(app, ctx.settings.http.cors_origins)
     app[CTX_KEY] = ctx
     for domain in DOMAINS:
         domain.setup(app)

@@ -56,10 +56,10 @@ async def start(tmp_path: Path, cors_origins=(), reads_need_token: bool | None =
     ctx = GatewayContext(settings=settings, catalog=Catalog.build(PLANT), pipeline=None, store=None,
                          started_at=0.0, extras={"users": service})
     app = create_app(ctx)
-    app.router.add_post("/api/alerts/{id}/acknowledge", acknowledge)
-    app.router.add_put("/api/inventory/{sku}", put_inventory)
+    app.router.add_post("/api/test/alerts/{id}/acknowledge", acknowledge)
+    app.router.add_put("/api/test/inventory/{sku}", put_inventory)
     app.router.add_post("/api/undecorated", undecorated_write)
-    app.router.add_get("/api/kpis", kpis)
+    app.router.add_get("/api/test/kpis", kpis)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
     return client, service
@@ -110,7 +110,7 @@ async def test_seed_default_credentials_are_refused_on_a_fresh_store(tmp_path):
 
 async def test_seed_master_token_is_refused(api):
     client, _ = api
-    resp = await client.post("/api/alerts/1/acknowledge", headers=bearer("master-token"))
+    resp = await client.post("/api/test/alerts/1/acknowledge", headers=bearer("master-token"))
     assert resp.status == 401
 
 
@@ -146,7 +146,7 @@ async def test_login_with_a_body_that_is_not_json_is_400(api):
 
 async def test_write_without_a_token_is_401(api):
     client, _ = api
-    resp = await client.post("/api/alerts/1/acknowledge")
+    resp = await client.post("/api/test/alerts/1/acknowledge")
     assert resp.status == 401
     assert resp.headers["WWW-Authenticate"].startswith("Bearer")
     assert "detail" in await resp.json()
@@ -160,7 +160,7 @@ async def test_write_without_a_declared_role_still_needs_a_token(api):
 async def test_write_with_too_low_a_role_is_403(api):
     client, _ = api
     token = (await login(client, "vera"))["token"]
-    resp = await client.post("/api/alerts/1/acknowledge", headers=bearer(token))
+    resp = await client.post("/api/test/alerts/1/acknowledge", headers=bearer(token))
     assert resp.status == 403
     assert "operator" in (await resp.json())["detail"]
 
@@ -168,7 +168,7 @@ async def test_write_with_too_low_a_role_is_403(api):
 async def test_operator_acknowledges_and_is_recorded_as_the_user(api):
     client, _ = api
     token = (await login(client, "oscar"))["token"]
-    resp = await client.post("/api/alerts/1/acknowledge", headers=bearer(token))
+    resp = await client.post("/api/test/alerts/1/acknowledge", headers=bearer(token))
     assert resp.status == 200
     assert (await resp.json())["acknowledged_by"] == "oscar"
 
@@ -177,14 +177,14 @@ async def test_inventory_write_needs_a_supervisor(api):
     client, _ = api
     operator = (await login(client, "oscar"))["token"]
     supervisor = (await login(client, "sofia"))["token"]
-    assert (await client.put("/api/inventory/X", headers=bearer(operator))).status == 403
-    assert (await client.put("/api/inventory/X", headers=bearer(supervisor))).status == 200
+    assert (await client.put("/api/test/inventory/X", headers=bearer(operator))).status == 403
+    assert (await client.put("/api/test/inventory/X", headers=bearer(supervisor))).status == 200
 
 
 async def test_higher_role_includes_the_lower_ones(api):
     client, _ = api
     token = (await login(client, "ana"))["token"]
-    assert (await client.post("/api/alerts/1/acknowledge", headers=bearer(token))).status == 200
+    assert (await client.post("/api/test/alerts/1/acknowledge", headers=bearer(token))).status == 200
 
 
 async def test_expired_token_is_401(api, tmp_path):
@@ -193,7 +193,7 @@ async def test_expired_token_is_401(api, tmp_path):
     key = load_signing_key(AuthSettings(), tmp_path)  # the key the gateway generated
     past = TokenSigner(key, 3600, clock=lambda: 1_000_000_000.0)
     token, _ = past.issue(user)
-    resp = await client.post("/api/alerts/1/acknowledge", headers=bearer(token))
+    resp = await client.post("/api/test/alerts/1/acknowledge", headers=bearer(token))
     assert resp.status == 401
     assert "expired" in (await resp.json())["detail"]
 
@@ -202,21 +202,21 @@ async def test_tampered_token_is_401(api):
     client, _ = api
     token = (await login(client, "oscar"))["token"]
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
-    assert (await client.post("/api/alerts/1/acknowledge", headers=bearer(tampered))).status == 401
+    assert (await client.post("/api/test/alerts/1/acknowledge", headers=bearer(tampered))).status == 401
 
 
 async def test_token_of_a_disabled_user_is_401(api):
     client, service = api
     token = (await login(client, "oscar"))["token"]
     await service.store.disable((await service.store.find("oscar")).id)
-    assert (await client.post("/api/alerts/1/acknowledge", headers=bearer(token))).status == 401
+    assert (await client.post("/api/test/alerts/1/acknowledge", headers=bearer(token))).status == 401
 
 
 async def test_demotion_takes_effect_on_tokens_already_issued(api):
     client, service = api
     token = (await login(client, "sofia"))["token"]
     await service.store.set_role((await service.store.find("sofia")).id, Role.VIEWER)
-    assert (await client.put("/api/inventory/X", headers=bearer(token))).status == 403
+    assert (await client.put("/api/test/inventory/X", headers=bearer(token))).status == 403
 
 
 # ------------------------------------------------------------------------- logout, me
@@ -226,7 +226,7 @@ async def test_logout_revokes_the_token(api):
     client, _ = api
     token = (await login(client, "oscar"))["token"]
     assert (await client.post("/api/auth/logout", headers=bearer(token))).status == 204
-    resp = await client.post("/api/alerts/1/acknowledge", headers=bearer(token))
+    resp = await client.post("/api/test/alerts/1/acknowledge", headers=bearer(token))
     assert resp.status == 401
     assert "revoked" in (await resp.json())["detail"]
 
@@ -236,7 +236,7 @@ async def test_logout_leaves_other_sessions_of_the_user_valid(api):
     first = (await login(client, "oscar"))["token"]
     second = (await login(client, "oscar"))["token"]
     await client.post("/api/auth/logout", headers=bearer(first))
-    assert (await client.post("/api/alerts/1/acknowledge", headers=bearer(second))).status == 200
+    assert (await client.post("/api/test/alerts/1/acknowledge", headers=bearer(second))).status == 200
 
 
 async def test_me_names_the_caller(api):
@@ -252,16 +252,16 @@ async def test_me_names_the_caller(api):
 
 async def test_reads_are_open_on_loopback_by_default(api):
     client, _ = api
-    assert (await client.get("/api/kpis")).status == 200
+    assert (await client.get("/api/test/kpis")).status == 200
 
 
 async def test_reads_need_a_viewer_token_when_configured(tmp_path):
     client, service = await start(tmp_path, reads_need_token=True)
     try:
         await service.store.add("vera", PASSWORD, Role.VIEWER)
-        assert (await client.get("/api/kpis")).status == 401
+        assert (await client.get("/api/test/kpis")).status == 401
         token = (await login(client, "vera"))["token"]
-        assert (await client.get("/api/kpis", headers=bearer(token))).status == 200
+        assert (await client.get("/api/test/kpis", headers=bearer(token))).status == 200
         assert (await client.get("/health")).status in (200, 503, 500)  # not 401: outside /api
     finally:
         await client.close()
@@ -392,7 +392,7 @@ async def test_preflight_from_a_listed_dashboard_origin_is_answered(tmp_path):
     client, service = await start(tmp_path, cors_origins=[DASHBOARD])
     try:
         for method in ("POST", "PUT", "DELETE"):
-            resp = await client.options("/api/alerts/1/acknowledge", headers={
+            resp = await client.options("/api/test/alerts/1/acknowledge", headers={
                 "Origin": DASHBOARD, "Access-Control-Request-Method": method,
                 "Access-Control-Request-Headers": "authorization, content-type"})
             assert resp.status == 204
@@ -424,7 +424,7 @@ async def test_no_origin_is_allowed_by_default(tmp_path):
         resp = await client.options("/api/auth/login", headers={
             "Origin": DASHBOARD, "Access-Control-Request-Method": "POST"})
         assert resp.status == 403
-        resp = await client.get("/api/kpis", headers={"Origin": DASHBOARD})
+        resp = await client.get("/api/test/kpis", headers={"Origin": DASHBOARD})
         assert "Access-Control-Allow-Origin" not in resp.headers
     finally:
         await client.close()
@@ -434,13 +434,13 @@ async def test_no_origin_is_allowed_by_default(tmp_path):
 async def test_listed_origin_can_read_answers_and_errors_but_never_wildcard(tmp_path):
     client, service = await start(tmp_path, cors_origins=[DASHBOARD])
     try:
-        ok = await client.get("/api/kpis", headers={"Origin": DASHBOARD})
-        denied = await client.post("/api/alerts/1/acknowledge", headers={"Origin": DASHBOARD})
+        ok = await client.get("/api/test/kpis", headers={"Origin": DASHBOARD})
+        denied = await client.post("/api/test/alerts/1/acknowledge", headers={"Origin": DASHBOARD})
         for resp in (ok, denied):
             assert resp.headers["Access-Control-Allow-Origin"] == DASHBOARD
             assert "Access-Control-Allow-Credentials" not in resp.headers
         assert denied.status == 401
-        other = await client.get("/api/kpis", headers={"Origin": "http://localhost:4000"})
+        other = await client.get("/api/test/kpis", headers={"Origin": "http://localhost:4000"})
         assert "Access-Control-Allow-Origin" not in other.headers
     finally:
         await client.close()
