@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 
 from drivers.quality import Quality, Reason
+from gateway.store.postgres.derived import fold_new_chunks
+from gateway.store.postgres.policy import Backend
 from gateway.store.postgres.reads import DatabaseReads, Resolution, ResolutionPolicy
 from tests.support.pg import *  # noqa: F403  (fixtures)
 from tests.support.pg import drain, ramp_scans
@@ -22,11 +24,12 @@ def test_span_chooses_raw_hourly_or_daily():
 
 
 @pytest.fixture
-async def written(store, catalog, pg_schema):
+async def written(store, catalog, pg_schema, pg_conn):
     tags = np.array([0, 1], dtype=np.int32)
     for b in ramp_scans(tags, START, 10, period_s=600.0):  # 10 scans, 10 minutes apart
         await store.append(b)
     await drain(store, catalog, pg_schema, batch_rows=4)
+    await fold_new_chunks(pg_conn, Backend.PLAIN)  # latest values and rollups
 
 
 async def test_latest_returns_the_newest_sample_per_tag(written, catalog, pg_conn):

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from drivers.quality import Quality
+from gateway.store.postgres.derived import fold_new_chunks
+from gateway.store.postgres.policy import Backend
 from gateway.store.postgres.writer import DatabaseWriter, WriterState
 from tests.support.pg import *  # noqa: F403  (fixtures)
 from tests.support.pg import TEST_DATABASE_URL, ramp_scans, scan
@@ -82,12 +84,13 @@ async def test_non_finite_values_are_stored_as_null_with_their_quality(store, ca
                       catalog.tags[2].id: (None, 64)}
 
 
-async def test_latest_table_holds_the_newest_value_of_each_tag(store, catalog, pg_schema, pg_conn):
+async def test_latest_table_holds_the_newest_value_of_each_tag_after_a_fold(store, catalog, pg_schema, pg_conn):
     tags = np.arange(5, dtype=np.int32)
     for b in ramp_scans(tags, START, 3):
         last = await store.append(b)
     async with running(writer_for(store, catalog, pg_schema, batch_rows=5)):
         await wait_until(lambda: store.forwarded_id == last)
+    await fold_new_chunks(pg_conn, Backend.PLAIN)
     latest = await pg_conn.fetch("SELECT tag_id, value FROM process_data_latest ORDER BY tag_id")
     assert sorted((r["tag_id"], r["value"]) for r in latest) == sorted(
         (catalog.tags[k].id, 1000.0 * k + 2) for k in range(5))

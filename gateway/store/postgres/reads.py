@@ -63,7 +63,8 @@ class DatabaseReads:
 
     async def latest(self, tag_indices: np.ndarray | None = None) -> LatestValues:
         """Last stored sample per tag (default: every tag that has one); tags without one:
-        NaN, BAD, ``Reason.NOT_READ``."""
+        NaN, BAD, ``Reason.NOT_READ``. As of the writer's last maintenance fold (at most
+        ``database.fold_interval_s`` old): process_data_latest is kept outside the write path."""
         ids = None if tag_indices is None else [self._tag_ids[i] for i in tag_indices]
         async with acquire(self._executor) as conn:
             rows = await conn.fetch(

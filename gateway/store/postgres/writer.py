@@ -1,19 +1,24 @@
 """The historian writer: drains the embedded store into PostgreSQL/TimescaleDB, in order.
 
-Each chunk of pending batches is COPYed (binary) into a temporary staging table and moved
-into process_data by one INSERT ... ON CONFLICT DO NOTHING in the same transaction; only
-after that commit does the embedded store's forwarded cursor advance. A crash between the
-commit and ``set_forwarded`` therefore replays a chunk that the key turns into a no-op:
-nothing is lost (the store keeps unforwarded batches) and nothing is duplicated.
-While the database is unreachable the writer retries with exponential backoff and keeps
-the counters /health reports (state, backlog, lag, last error).
+Each chunk of pending batches is binary-COPYed straight into process_data (into its day's
+partition when it holds one day) in one transaction that also advances the gateway's
+``forwarding_cursor`` row (cursor.py). Only after that commit does the embedded store's
+forwarded id advance; at every (re)connect the writer first tells the store what the
+cursor says is committed. Nothing is lost (the store keeps unforwarded batches) and
+nothing is written twice (no chunk is sent past the cursor), without a unique key.
+
+The next chunk is read and encoded (in a worker thread) while the current one is being
+COPYed. Latest values and rollups are folded in by ``run_maintenance`` (derived.py), on
+its own connection, so the write transaction is only the COPY.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,10 +32,11 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from gateway.catalog import Catalog
 from gateway.store.embedded_rows import StoredBatch
+from gateway.store.postgres import cursor as fwd
 from gateway.store.postgres.catalog_sync import sync_catalog
 from gateway.store.postgres.connection import connect
-from gateway.store.postgres.copy_binary import STAGING_COLUMNS, STAGING_DDL, Columns, encode
-from gateway.store.postgres.ingest_sql import TAG_MAP_DDL, ingest_statement
+from gateway.store.postgres.copy_binary import ROW_COLUMNS, Columns, RowEncoder
+from gateway.store.postgres.derived import fold_new_chunks
 from gateway.store.postgres.migrate import migrate, storage_backend
 from gateway.store.postgres.policy import DEFAULT_RETENTION, Backend, RetentionPolicy
 from gateway.store.postgres.retention import ensure_partitions, maintain
@@ -38,6 +44,10 @@ from gateway.store.postgres.retention import ensure_partitions, maintain
 log = structlog.get_logger(__name__)
 
 _DAY_S = 86_400.0
+# Key under which the embedded store keeps its identity for the forwarding cursor.
+STORE_ID_KEY = "historian.store_id"
+# Window over which the write rate is reported.
+RATE_WINDOW_S = 10.0
 
 
 class ForwardBuffer(Protocol):
@@ -52,6 +62,10 @@ class ForwardBuffer(Protocol):
     async def pending(self, after_id: int, max_values: int) -> list[StoredBatch]: ...
 
     async def set_forwarded(self, upto_id: int) -> None: ...
+
+    async def get_state(self, key: str) -> bytes | str | None: ...
+
+    async def put_state(self, key: str, value: bytes | str) -> None: ...
 
 
 class WriterState(StrEnum):
@@ -70,35 +84,52 @@ class WriterStats:
     backlog_batches: int = 0
     backlog_values: int = 0
     lag_s: float = 0.0  # now - scan start of the oldest unforwarded batch
-    rows_written: int = 0  # rows new to process_data
-    rows_duplicate: int = 0  # rows already there (replays after a crash)
+    rows_written: int = 0  # rows COPYed into process_data
+    rows_duplicate: int = 0  # values the cursor showed already committed (crash recovery)
     rows_unmapped: int = 0  # tag indices outside the catalog (dropped, logged)
+    values_per_s: float = 0.0  # rows written over the last RATE_WINDOW_S
     chunks_written: int = 0
     forwarded_id: int = 0
     connects: int = 0
     last_commit_at: float | None = None
     last_error: str | None = None
     last_error_at: float | None = None
+    rows_folded: int = 0  # raw rows folded into latest/rollups by maintenance
+    last_fold_at: float | None = None
+    maintenance_error: str | None = None
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
 
 
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """Pending batches read and encoded, ready to COPY."""
+
+    last_id: int
+    chunk_seq: int
+    oldest_scan_start: float
+    rows: int
+    unmapped: int
+    payload: bytes
+    days: tuple[int, ...]  # UTC days (epoch s // 86400) of the rows
+
+
 # Errors after which the session is abandoned and the writer reconnects.
 _SESSION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                   ConnectionError)
+                   ConnectionError, fwd.CursorConflictError)
 
 
 class DatabaseWriter:
     """Forwards the embedded store's batches to the historian until cancelled."""
 
     def __init__(self, url: str, store: ForwardBuffer, catalog: Catalog, gateway_id: str,
-                 batch_rows: int = 50_000, *, site: str = "", schema: str | None = None,
+                 batch_rows: int = 100_000, *, site: str = "", schema: str | None = None,
                  migrate_on_start: bool = True, timescale: bool | None = None,
                  retention: RetentionPolicy = DEFAULT_RETENTION, idle_poll_s: float = 0.2,
                  idle_check_s: float = 5.0, retry_initial_s: float = 0.5,
                  retry_max_s: float = 30.0, command_timeout_s: float = 60.0,
-                 maintenance_interval_s: float = 3600.0,
+                 fold_interval_s: float = 60.0, maintenance_interval_s: float = 3600.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.url = url
         self.store = store
@@ -116,14 +147,18 @@ class DatabaseWriter:
         self._retry_initial_s = retry_initial_s
         self._retry_max_s = retry_max_s
         self._command_timeout_s = command_timeout_s
+        self._fold_interval_s = fold_interval_s
         self._maintenance_interval_s = maintenance_interval_s
         self._clock = clock
-        self._tag_ids = np.array([t.id for t in catalog.tags], dtype=object)
+        self._n_tags = len(catalog.tags)
+        self._encoder = RowEncoder(gateway_id, [t.id for t in catalog.tags])
         self._backend: Backend | None = None
-        self._sql = ""
+        self._store_id: str | None = None
+        self._cursor: fwd.Cursor | None = None
         self._partition_days: set[int] = set()
-        self._next_maintenance = 0.0
         self._failures = 0
+        self._commits: deque[tuple[float, int]] = deque()
+        self._migrated = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -171,24 +206,20 @@ class DatabaseWriter:
                 return await self._open_session()
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _open_session(self) -> asyncpg.Connection:
-        conn = await connect(self.url, schema=self.schema, timeout=self._command_timeout_s,
+    async def _connect(self) -> asyncpg.Connection:
+        return await connect(self.url, schema=self.schema, timeout=self._command_timeout_s,
                              command_timeout=self._command_timeout_s)
+
+    async def _open_session(self, migrate_schema: bool = True) -> asyncpg.Connection:
+        conn = await self._connect()
         try:
-            if self._migrate_on_start:
+            if self._migrate_on_start and migrate_schema:
                 await migrate(conn, timescale=self._timescale, retention=self._retention)
             self._backend = await storage_backend(conn)
-            self._sql = ingest_statement(self._backend)
+            self._migrated.set()
             await sync_catalog(conn, self.catalog, gateway_id=self.gateway_id, site=self.site)
-            await conn.execute(STAGING_DDL)
-            await conn.execute(TAG_MAP_DDL)
-            await conn.execute("TRUNCATE tag_map")
-            await conn.copy_records_to_table(
-                "tag_map", records=list(enumerate(self._tag_ids.tolist())),
-                columns=("tag_index", "tag_id"))
-            await conn.execute("ANALYZE tag_map")
             self._partition_days.clear()
-            await self._maintain(conn, force=True)
+            await self._resume(conn)
         except BaseException:
             conn.terminate()
             raise
@@ -199,83 +230,206 @@ class DatabaseWriter:
                  gateway_id=self.gateway_id, forwarded_id=self.store.forwarded_id)
         return conn
 
+    async def flush(self, timeout_s: float) -> bool:
+        """Forward what is still pending, for at most ``timeout_s`` (at shutdown, after
+        ``run`` was cancelled). True if nothing is left; otherwise the store keeps the rest
+        for the next start."""
+        async def drain_all() -> None:
+            conn = await self._open_session(migrate_schema=False)
+            try:
+                assert self._cursor is not None
+                while chunk := await self._prepare(self._cursor.batch_id,
+                                                   self._cursor.chunk_seq + 1):
+                    await self._write_chunk(conn, chunk)
+                    await self._mark_forwarded(chunk.last_id)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close(timeout=1.0)
+        try:
+            await asyncio.wait_for(drain_all(), timeout_s)
+        except (TimeoutError, *_SESSION_ERRORS) as exc:
+            log.warning("historian_writer.flush_incomplete", error=f"{type(exc).__name__}: {exc}",
+                        backlog_values=self.store.backlog.values)
+            return False
+        finally:
+            self.stats.state = WriterState.STOPPED
+        return True
+
+    async def _store_identity(self) -> str:
+        """The embedded store's identity, made once and kept in the store itself."""
+        if self._store_id is None:
+            stored = await self.store.get_state(STORE_ID_KEY)
+            if stored is None:
+                stored = f"{socket.gethostname()}:{time.time_ns()}"
+                await self.store.put_state(STORE_ID_KEY, stored)
+            self._store_id = stored.decode() if isinstance(stored, bytes) else stored
+        return self._store_id
+
+    async def _resume(self, conn: asyncpg.Connection) -> None:
+        """Adopt the cursor row; batches it shows committed are marked forwarded here."""
+        forwarded = self.store.forwarded_id
+        self._cursor = await fwd.adopt(conn, self.gateway_id, await self._store_identity(),
+                                       forwarded)
+        if self._cursor.adoption in (fwd.Adoption.NEW_STORE, fwd.Adoption.DATABASE_BEHIND):
+            log.warning("historian_writer.cursor_reset", adoption=self._cursor.adoption.value,
+                        gateway_id=self.gateway_id, store_forwarded_id=forwarded)
+        if self._cursor.batch_id > forwarded:
+            before = self.store.backlog.values
+            await self._mark_forwarded(self._cursor.batch_id)
+            skipped = int(before - self.store.backlog.values)
+            self.stats.rows_duplicate += skipped
+            log.info("historian_writer.skipped_committed", upto_id=self._cursor.batch_id,
+                     values=skipped)
+
     # -- draining --------------------------------------------------------------------------
 
     async def _drain(self, conn: asyncpg.Connection) -> None:
+        assert self._cursor is not None
         idle_since = self._clock()
-        while True:
-            pending = await self.store.pending(self.store.forwarded_id, self.batch_rows)
-            self._note_backlog(pending)
-            if not pending:
-                now = self._clock()
-                if now - idle_since >= self._idle_check_s:
-                    await conn.execute("SELECT 1")  # notice a dead connection while idle
-                    await self._maintain(conn)
-                    idle_since = now
-                await asyncio.sleep(self._idle_poll_s)
-                continue
-            await self._write_chunk(conn, pending)
-            await self._mark_forwarded(pending[-1].id)
-            await self._maintain(conn)
-            idle_since = self._clock()
+        ahead: asyncio.Task[_Chunk | None] | None = None
+        try:
+            while True:
+                chunk = await (ahead or self._prepare(self._cursor.batch_id,
+                                                      self._cursor.chunk_seq + 1))
+                ahead = None
+                if chunk is None:
+                    self._note_idle()
+                    now = self._clock()
+                    if now - idle_since >= self._idle_check_s:
+                        await conn.execute("SELECT 1")  # notice a dead connection while idle
+                        idle_since = now
+                    await asyncio.sleep(self._idle_poll_s)
+                    continue
+                self._note_lag(chunk.oldest_scan_start)
+                # Read and encode the next chunk while this one is COPYed.
+                ahead = asyncio.create_task(self._prepare(chunk.last_id, chunk.chunk_seq + 1))
+                await self._write_chunk(conn, chunk)
+                await self._mark_forwarded(chunk.last_id)
+                idle_since = self._clock()
+        finally:
+            if ahead is not None:
+                ahead.cancel()
+                with contextlib.suppress(BaseException):
+                    await ahead
 
-    async def _write_chunk(self, conn: asyncpg.Connection, pending: list[StoredBatch]) -> None:
+    async def _prepare(self, after_id: int, chunk_seq: int) -> _Chunk | None:
+        pending = await self.store.pending(after_id, self.batch_rows)
+        self._note_backlog()
+        if not pending:
+            return None
+        return await asyncio.to_thread(self._encode, pending, chunk_seq)
+
+    def _encode(self, pending: list[StoredBatch], chunk_seq: int) -> _Chunk:
         columns = Columns.of([sb.batch for sb in pending])
-        known = (columns.tag_index >= 0) & (columns.tag_index < len(self._tag_ids))
-        if not known.all():
-            unmapped = int((~known).sum())
-            self.stats.rows_unmapped += unmapped
-            log.error("historian_writer.unmapped_tags", values=unmapped,
-                      batch_ids=(pending[0].id, pending[-1].id))
-            columns = Columns(*(getattr(columns, f)[known] for f in
-                                ("source_ts", "tag_index", "values", "quality", "reason")))
-        if len(columns) == 0:
-            return
-        if self._backend is Backend.PLAIN:
-            await self._ensure_partitions(conn, columns.source_ts)
-        payload = encode(columns)
+        known = (columns.tag_index >= 0) & (columns.tag_index < self._n_tags)
+        unmapped = int(len(known) - np.count_nonzero(known))
+        if unmapped:
+            columns = columns.select(known)
+        days = tuple(int(d) for d in np.unique(np.floor(columns.source_ts / _DAY_S)))
+        return _Chunk(pending[-1].id, chunk_seq, pending[0].batch.scan_start, len(columns),
+                      unmapped, self._encoder.encode(columns, chunk_seq), days)
+
+    async def _write_chunk(self, conn: asyncpg.Connection, chunk: _Chunk) -> None:
+        assert self._cursor is not None
+        if chunk.unmapped:
+            self.stats.rows_unmapped += chunk.unmapped
+            log.error("historian_writer.unmapped_tags", values=chunk.unmapped,
+                      upto_batch_id=chunk.last_id)
+        target = "process_data"
+        if self._backend is Backend.PLAIN and chunk.rows:
+            await self._ensure_partitions(conn, chunk.days)
+            if len(chunk.days) == 1:  # skip per-row partition routing
+                target = datetime.fromtimestamp(chunk.days[0] * _DAY_S, UTC).strftime(
+                    "process_data_%Y%m%d")
         async with conn.transaction():
-            await conn.copy_to_table("process_data_staging", source=memoryview(payload),
-                                     columns=STAGING_COLUMNS, format="binary")
-            inserted = await conn.fetchval(self._sql, self.gateway_id)
-        self.stats.rows_written += inserted
-        self.stats.rows_duplicate += len(columns) - inserted
+            cursor = await fwd.advance(conn, self.gateway_id, await self._store_identity(),
+                                       self._cursor, chunk.last_id)
+            if chunk.rows:
+                await conn.copy_to_table(target, source=memoryview(chunk.payload),
+                                         columns=ROW_COLUMNS, format="binary")
+        self._cursor = cursor
+        now = self._clock()
+        self.stats.rows_written += chunk.rows
         self.stats.chunks_written += 1
-        self.stats.last_commit_at = self._clock()
+        self.stats.last_commit_at = now
+        self._note_rate(now, chunk.rows)
         self._failures = 0
 
     async def _mark_forwarded(self, upto_id: int) -> None:
         """Advance the store's cursor; called only after the chunk's commit."""
         await self.store.set_forwarded(upto_id)
-        self.stats.forwarded_id = upto_id
+        self._note_backlog()
 
-    async def _ensure_partitions(self, conn: asyncpg.Connection, source_ts: np.ndarray) -> None:
-        days = {int(d) for d in np.unique(np.floor(source_ts / _DAY_S))} - self._partition_days
-        for day in sorted(days):
+    async def _ensure_partitions(self, conn: asyncpg.Connection, days: tuple[int, ...]) -> None:
+        for day in sorted(set(days) - self._partition_days):
             start = datetime.fromtimestamp(day * _DAY_S, UTC)
             await ensure_partitions(conn, start, start)
             self._partition_days.add(day)
 
-    async def _maintain(self, conn: asyncpg.Connection, force: bool = False) -> None:
-        now = self._clock()
-        if self._backend is not Backend.PLAIN or (not force and now < self._next_maintenance):
-            return
-        report = await maintain(conn)
-        self._next_maintenance = now + self._maintenance_interval_s
-        if report.partitions_dropped:
-            # A dropped day may be written again by a late backlog: create it anew then.
-            self._partition_days.clear()
-        log.info("historian_writer.maintenance", **asdict(report))
+    # -- maintenance -----------------------------------------------------------------------
+
+    async def fold_once(self, conn: asyncpg.Connection) -> int:
+        """Fold this gateway's new chunks into the latest-value table and rollups now."""
+        backend = self._backend or await storage_backend(conn)
+        reports = await fold_new_chunks(conn, backend, self.gateway_id)
+        rows = sum(r.rows for r in reports)
+        self.stats.rows_folded += rows
+        self.stats.last_fold_at = self._clock()
+        return rows
+
+    async def run_maintenance(self) -> None:
+        """Every ``fold_interval_s``, fold new chunks (derived.py); every
+        ``maintenance_interval_s``, apply retention and create partitions ahead. On its own
+        connection; waits until the writer has migrated the schema; returns only by
+        cancellation."""
+        await self._migrated.wait()
+        next_retention = 0.0
+        while True:
+            try:
+                conn = await self._connect()
+                try:
+                    while True:
+                        await self.fold_once(conn)
+                        if self._clock() >= next_retention:
+                            report = await maintain(conn)
+                            next_retention = self._clock() + self._maintenance_interval_s
+                            if report.partitions_dropped:
+                                self._partition_days.clear()  # a late backlog recreates them
+                            log.info("historian_writer.maintenance", **asdict(report))
+                        self.stats.maintenance_error = None
+                        await asyncio.sleep(self._fold_interval_s)
+                finally:
+                    with contextlib.suppress(Exception):
+                        conn.terminate()
+            except _SESSION_ERRORS as exc:
+                self.stats.maintenance_error = f"{type(exc).__name__}: {exc}"
+                log.warning("historian_maintenance.failed", error=self.stats.maintenance_error)
+                await asyncio.sleep(min(self._fold_interval_s, self._retry_max_s))
 
     # -- counters --------------------------------------------------------------------------
 
-    def _note_backlog(self, pending: list[StoredBatch]) -> None:
+    def _note_rate(self, now: float, rows: int) -> None:
+        self._commits.append((now, rows))
+        while self._commits and self._commits[0][0] < now - RATE_WINDOW_S:
+            self._commits.popleft()
+        self.stats.values_per_s = sum(r for _, r in self._commits) / RATE_WINDOW_S
+
+    def _note_idle(self) -> None:
+        self.stats.lag_s = 0.0
+        self._note_rate(self._clock(), 0)
+
+    def _note_backlog(self) -> None:
         backlog = self.store.backlog
         self.stats.backlog_batches = int(backlog.batches)
         self.stats.backlog_values = int(backlog.values)
         self.stats.forwarded_id = self.store.forwarded_id
-        self.stats.lag_s = max(0.0, self._clock() - pending[0].batch.scan_start) if pending else 0.0
+
+    def _note_lag(self, oldest_scan_start: float) -> None:
+        self.stats.lag_s = max(0.0, self._clock() - oldest_scan_start)
 
     async def _refresh_backlog(self) -> None:
         with contextlib.suppress(Exception):
-            self._note_backlog(await self.store.pending(self.store.forwarded_id, 1))
+            pending = await self.store.pending(self.store.forwarded_id, 1)
+            self._note_backlog()
+            if pending:
+                self._note_lag(pending[0].batch.scan_start)

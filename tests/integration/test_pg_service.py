@@ -1,0 +1,67 @@
+"""The "database" service: supervised writer, /health section and degraded check."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import numpy as np
+
+from gateway.database_service import DatabaseService
+from gateway.settings import DatabaseSettings
+from gateway.supervisor import Supervisor
+from tests.support.pg import *  # noqa: F403  (fixtures)
+from tests.support.pg import TEST_DATABASE_URL, ramp_scans
+from tests.support.tcp_proxy import TcpProxy
+
+START = 1_767_225_600.0
+
+
+def fake_gateway(store, catalog) -> SimpleNamespace:
+    return SimpleNamespace(store=store, catalog=catalog, supervisor=Supervisor(),
+                           settings=SimpleNamespace(gateway_id="edge-test", site="test"),
+                           context=SimpleNamespace(extras={}))
+
+
+async def wait_until(predicate, timeout_s: float = 20.0) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.02)
+    await asyncio.wait_for(poll(), timeout_s)
+
+
+async def test_service_forwards_and_reports_healthy(store, catalog, pg_schema, pg_conn):
+    for b in ramp_scans(np.arange(5, dtype=np.int32), START, 3):
+        last = await store.append(b)
+    service = DatabaseService(DatabaseSettings.model_validate(
+        {"url": TEST_DATABASE_URL, "schema": pg_schema, "timescale": False, "max_lag_s": 1e9}))
+    gateway = fake_gateway(store, catalog)
+    await service.start(gateway)
+    try:
+        await wait_until(lambda: store.forwarded_id == last)
+        section = gateway.context.extras["health_sections"]["database"]()
+        check = gateway.context.extras["health_checks"]["database"]
+        assert (section["state"], section["rows_written"], section["backlog_values"]) == ("connected", 15, 0)
+        assert check() is None
+    finally:
+        await gateway.supervisor.stop()
+        await service.stop()
+    assert await pg_conn.fetchval("SELECT count(*) FROM process_data") == 15
+
+
+async def test_service_reports_degraded_with_backlog_while_unreachable(store, catalog, pg_schema):
+    proxy = await TcpProxy("127.0.0.1", 5432).start()
+    proxy.cut()
+    for b in ramp_scans(np.arange(5, dtype=np.int32), START, 2):
+        await store.append(b)
+    service = DatabaseService(DatabaseSettings.model_validate(
+        {"url": f"postgresql://postgres@127.0.0.1:{proxy.port}/test", "schema": pg_schema}))
+    gateway = fake_gateway(store, catalog)
+    await service.start(gateway)
+    check = gateway.context.extras["health_checks"]["database"]
+    try:
+        await wait_until(lambda: check() is not None)
+        assert "disconnected" in check() and "10 values waiting" in check()
+    finally:
+        await gateway.supervisor.stop()
+        await proxy.close()
