@@ -22,6 +22,7 @@ import time
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+import numpy as np
 from aiohttp import web
 from pydantic import BaseModel, Field
 
@@ -46,10 +47,8 @@ from gateway.api.seed_common import (
 TAG = "normalized"
 DAY_S = 86400.0
 MAX_RECORDS = 1000
-# Process data is looked up in these windows back from now, until one holds enough samples.
-RECENT_WINDOWS_S = (60.0, 600.0, 3600.0)
+# Values scanned "today" include source timestamps slightly ahead of the gateway clock.
 FUTURE_MARGIN_S = 60.0
-MIN_WINDOW_S = 2.0
 ANNUNCIATED = (AlarmState.UNACK, AlarmState.ACKED, AlarmState.RTN_UNACK)
 
 
@@ -185,31 +184,15 @@ async def get_equipment(request: web.Request) -> web.Response:
                     for e in ctx.catalog.plant.equipment])
 
 
-async def recent_samples(ctx: GatewayContext, limit: int, now: float
+async def recent_samples(ctx: GatewayContext, limit: int
                          ) -> list[tuple[float, float, int, int]]:
-    """The newest ``limit`` samples of the plant tags as (ts, value, quality, tag index).
-
-    Each window back from now that holds at least ``limit`` samples holds the newest
-    ``limit`` of all; a wider one is read only when a narrower one holds too few.
-    """
-    tags = [ctx.catalog.index[t.id] for t in plant_tags(ctx)]
-    # The window that should just hold ``limit`` samples at the present scan rate comes first:
-    # each store read costs in proportion to the samples in its window.
-    rate = sum(s.values_per_s(now) for s in ctx.pipeline.device_stats.values())
-    guess = 2.0 * limit / rate if rate > 0 else RECENT_WINDOWS_S[0]
-    windows = sorted({min(max(guess, MIN_WINDOW_S), RECENT_WINDOWS_S[0]), *RECENT_WINDOWS_S})
-    found: list[tuple[float, float, int, int]] = []
-    for window in windows:
-        found = []
-        for i in tags:
-            h = await ctx.store.history(i, now - window, now + FUTURE_MARGIN_S)
-            take = slice(max(0, len(h) - limit), len(h))
-            found += zip(h.source_ts[take].tolist(), h.values[take].tolist(),
-                         h.quality[take].tolist(), [i] * len(h.source_ts[take]), strict=True)
-        if len(found) >= limit:
-            break
-    found.sort(key=lambda r: r[0], reverse=True)
-    return found[:limit]
+    """The newest ``limit`` samples of the plant tags as (ts, value, quality, tag index)."""
+    tags = np.array([ctx.catalog.index[t.id] for t in plant_tags(ctx)], dtype=np.int32)
+    recent = await ctx.store.recent(limit, tags)
+    if recent is None:
+        return []
+    return list(zip(recent.source_ts.tolist(), recent.values.tolist(), recent.quality.tolist(),
+                    recent.tag_index.tolist(), strict=True))
 
 
 async def get_process_data(request: web.Request) -> web.Response:
@@ -217,7 +200,7 @@ async def get_process_data(request: web.Request) -> web.Response:
     query: RecordsQuery = query_of(request)
     names = unit_names(ctx)
     out = []
-    for ts, value, quality, i in await recent_samples(ctx, query.limit, time.time()):
+    for ts, value, quality, i in await recent_samples(ctx, query.limit):
         tag = ctx.catalog.tags[i]
         out.append(ProcessRecord(
             timestamp=utc(ts) or datetime.fromtimestamp(0, UTC),

@@ -254,6 +254,43 @@ class EmbeddedStore:
 
         return await self._reader.call(_in_read_transaction(query))
 
+    async def recent(self, limit: int, tag_indices: np.ndarray | None = None,
+                     max_batches: int = 10_000) -> Batch | None:
+        """The newest ``limit`` samples (of ``tag_indices``, default all tags), newest first,
+        as one Batch-shaped set of columns — one reader call, reading newest batches only
+        until enough samples are found (at most ``max_batches``)."""
+        wanted = None if tag_indices is None else np.asarray(tag_indices, dtype=np.int64)
+        if wanted is not None and self._registry is not None:
+            wanted = self._registry.to_store[wanted].astype(np.int64)
+
+        def query(conn: sqlite3.Connection) -> list[Batch]:
+            out, found = [], 0
+            for n, batch in enumerate(newest_first(conn, self._read_tag_sets)):
+                if n >= max_batches or found >= limit:
+                    break
+                keep = (np.ones(len(batch), bool) if wanted is None
+                        else np.isin(batch.tag_index, wanted))
+                if keep.any():
+                    out.append((batch, keep))
+                    found += int(keep.sum())
+            return out
+
+        parts = await self._reader.call(_in_read_transaction(query))
+        if not parts:
+            return None
+        idx = np.concatenate([b.tag_index[k] for b, k in parts])
+        if self._registry is not None:
+            idx = self._registry.lookup_catalog(idx)
+        ts = np.concatenate([b.source_ts[k] for b, k in parts])
+        values = np.concatenate([b.values[k] for b, k in parts])
+        quality = np.concatenate([b.quality[k] for b, k in parts])
+        reason = np.concatenate([b.reason[k] for b, k in parts])
+        order = np.argsort(-ts, kind="stable")[:limit]
+        order = order[idx[order] >= 0]
+        first = parts[0][0]
+        return Batch.build("recent", first.device, first.scan_start, first.receive_ts, idx[order],
+                           values[order], quality[order], reason[order], ts[order])
+
     async def count_values(self, start: float, end: float) -> int:
         """Values of the scans that started in ``[start, end)``."""
         return await self._reader.call(lambda conn: conn.execute(

@@ -54,3 +54,16 @@ async def test_new_appends_use_the_new_numbering(tmp_path):
         assert history_a.values.tolist() == [1.0, 10.0]
     finally:
         await store.close()
+
+
+async def test_recent_returns_the_newest_samples_of_the_asked_tags_newest_first(tmp_path):
+    store = await _open(tmp_path / "history.sqlite", ["A", "B", "C"])
+    try:
+        for k in range(5):
+            await store.append(_batch([0, 1, 2], [k, 10 + k, 20 + k], t=1000.0 + k))
+        recent = await store.recent(3, np.array([0, 2]))
+        assert recent.tag_index.tolist() == [0, 2, 0] or recent.tag_index.tolist() == [2, 0, 2]
+        assert recent.source_ts.tolist() == [1004.0, 1004.0, 1003.0]
+        assert sorted(recent.values.tolist()[:2]) == [4.0, 24.0]
+    finally:
+        await store.close()
