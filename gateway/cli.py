@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from pathlib import Path
 
@@ -16,6 +17,15 @@ from gateway.settings import DEFAULT_CONFIG, ConfigError, load_config
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_CONFIG = 2
+
+# subcommand -> (module with main(argv) -> exit code, help)
+PASS_THROUGH = {
+    "simulate": ("simulator.run", "run the simulated refinery PLC (OPC-UA + Modbus TCP)"),
+    "migrate": ("gateway.migrate_cmd", "create or upgrade the historian database schema"),
+    "train": ("gateway.train", "train the predictive-maintenance models"),
+    "report": ("gateway.report_cmd", "generate the daily operations report"),
+    "user": ("gateway.user_cmd", "manage HTTP API users (add, list, passwd, set-role, ...)"),
+}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -29,13 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--simulate", action="store_true",
                      help="start the bundled simulator on loopback and read it")
 
-    sim = sub.add_parser("simulate", help="run the simulated refinery PLC (OPC-UA + Modbus TCP)",
-                         add_help=False)
-    sim.add_argument("args", nargs=argparse.REMAINDER)
-
-    user = sub.add_parser("user", help="manage HTTP API users (add, list, passwd, set-role, ...)",
-                          add_help=False)
-    user.add_argument("args", nargs=argparse.REMAINDER)
+    for name, (_, help_text) in PASS_THROUGH.items():
+        sub.add_parser(name, help=help_text, add_help=False).add_argument(
+            "args", nargs=argparse.REMAINDER)
 
     check = sub.add_parser("check-config", help="validate a configuration and exit")
     check.add_argument("path", nargs="?", type=Path, default=DEFAULT_CONFIG)
@@ -68,13 +74,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # `simulate` has its own parser (in the simulator package); pass its flags through.
-    if argv[:1] == ["simulate"] or (len(argv) > 2 and argv[2:3] == ["simulate"]):
-        from simulator.run import main as simulate_main
-        return simulate_main(argv[argv.index("simulate") + 1:])
-    if argv[:1] == ["user"]:
-        from gateway.user_cmd import main as user_main
-        return user_main(argv[1:])
+    # These subcommands have their own parsers in their modules; pass their flags through.
+    if argv and argv[0] in PASS_THROUGH:
+        module, _ = PASS_THROUGH[argv[0]]
+        return importlib.import_module(module).main(argv[1:])
     args = _parser().parse_args(argv)
     try:
         if args.command == "check-config":

@@ -1,0 +1,57 @@
+"""`refineryiq migrate` against the real PostgreSQL: creates the schema, then changes nothing."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+
+import asyncpg
+import pytest
+
+from tests.support.daemon import ROOT
+
+URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def _migrate(schema: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "REFINERYIQ_DATABASE__URL": URL, "REFINERYIQ_DATABASE__SCHEMA": schema}
+    return subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+async def schema():
+    name = f"t_migrate_{uuid.uuid4().hex[:8]}"
+    yield name
+    conn = await asyncpg.connect(URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+    finally:
+        await conn.close()
+
+
+async def test_migrate_creates_the_schema_and_loads_the_catalog_then_is_idempotent(schema):
+    first = _migrate(schema)
+    assert first.returncode == 0, first.stderr
+    assert "migrations applied: [" in first.stdout
+    second = _migrate(schema)
+    assert second.returncode == 0, second.stderr
+    assert "up to date" in second.stdout
+    conn = await asyncpg.connect(URL)
+    try:
+        tags = await conn.fetchval(f'SELECT count(*) FROM "{schema}".process_tags')
+        units = await conn.fetch(f'SELECT unit_id FROM "{schema}".process_units ORDER BY unit_id')
+    finally:
+        await conn.close()
+    assert tags == 51
+    assert [r["unit_id"] for r in units] == ["ALK-400", "CDU-101", "FCC-201", "HT-305"]
+
+
+def test_migrate_without_a_database_url_exits_2():
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REFINERYIQ_DATABASE")}
+    out = subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2
+    assert "database.url" in out.stderr
