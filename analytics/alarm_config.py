@@ -6,7 +6,7 @@ A frozen pydantic model so it can sit in ``GatewaySettings`` as the ``[alarms]``
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analytics.alarm_types import Severity
 
@@ -29,8 +29,13 @@ class AlarmConfig(BaseModel):
     deadband_pct: float = Field(default=1.0, ge=0, le=50)
     on_delay_s: float = Field(default=0.0, ge=0)
     off_delay_s: float = Field(default=5.0, ge=0)
-    # The seed acknowledges every alert automatically after 30 minutes; None turns it off.
-    auto_ack_after_s: float | None = Field(default=1800.0, gt=0)
+    # The seed acknowledges every alert automatically after 30 minutes; 0 (or None) turns it off.
+    auto_ack_after_s: float | None = Field(default=1800.0, ge=0)
+
+    @field_validator("auto_ack_after_s")
+    @classmethod
+    def _zero_is_off(cls, v: float | None) -> float | None:
+        return None if v == 0 else v
     bad_quality_delay_s: float = Field(default=10.0, ge=0)
     bad_quality_severity: Severity = Severity.MEDIUM
     comm_loss_delay_s: float = Field(default=5.0, ge=0)
