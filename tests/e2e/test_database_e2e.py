@@ -99,7 +99,7 @@ async def database_rows(schema: str) -> list[tuple[str, int, float | None, int]]
     conn = await asyncpg.connect(TEST_DATABASE_URL)
     try:
         rows = await conn.fetch(
-            f"""SELECT tag_id, round(date_part('epoch', time) * 1e6)::bigint AS us, value, quality
+            f"""SELECT tag_id, (extract(epoch from time) * 1000000)::bigint AS us, value, quality
                 FROM "{schema}".process_data WHERE gateway_id = $1
                 ORDER BY tag_id, time, chunk_seq""", GATEWAY_ID)
     finally:

@@ -25,6 +25,7 @@ ROW_COLUMNS = ("time", "gateway_id", "tag_id", "value", "quality", "reason", "ch
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
 # timestamptz on the wire: int64 microseconds since 2000-01-01 00:00:00 UTC.
+_PG_EPOCH_US = 946_684_800_000_000
 _PG_EPOCH_S = 946_684_800.0
 _NULL = -1
 
@@ -114,7 +115,9 @@ class RowEncoder:
         out = np.empty(len(tag_index), dtype=self._dtype(tag_len, has_value))
         out["fields"] = len(ROW_COLUMNS)
         out["time_len"] = 8
-        out["time"] = np.rint((columns.source_ts[rows] - _PG_EPOCH_S) * 1e6).astype(np.int64)
+        # Round the Unix microseconds first, so the stored instant is the one anyone rounding the
+        # float epoch seconds gets (subtracting the epoch first rounds differently).
+        out["time"] = np.rint(columns.source_ts[rows] * 1e6).astype(np.int64) - _PG_EPOCH_US
         out["gw_len"] = len(self._gateway)
         out["gw"] = self._gateway
         out["tag_len"] = tag_len
