@@ -26,7 +26,6 @@ _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack(">ii", 0, 0)
 _TRAILER = struct.pack(">h", -1)
 # timestamptz on the wire: int64 microseconds since 2000-01-01 00:00:00 UTC.
 _PG_EPOCH_US = 946_684_800_000_000
-_PG_EPOCH_S = 946_684_800.0
 _NULL = -1
 
 
