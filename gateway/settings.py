@@ -28,6 +28,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from analytics.alarm_config import AlarmConfig
+from analytics.alarm_types import Severity
 
 ENV_PREFIX = "REFINERYIQ_"
 DEFAULT_CONFIG = Path("config/gateway.toml")
@@ -570,6 +571,71 @@ class OpcUaServerSettings(Strict):
         return self
 
 
+class SmtpSecurity(StrEnum):
+    """How the e-mail notifier protects its SMTP connection."""
+
+    NONE = "none"  # plain SMTP: a relay on loopback or a trusted segment only
+    STARTTLS = "starttls"  # SMTP then STARTTLS (submission, usually port 587)
+    SSL = "ssl"  # implicit TLS from the first byte (SMTPS, usually port 465)
+
+
+class EmailSettings(Strict):
+    """E-mail notification of alarms (gateway/notify_email.py): the seed's "send email
+    notification" step. Off by default. Only activations (and, with ``escalations``, escalations)
+    of alarms at ``min_severity`` or above are mailed, at most ``max_per_window`` mails per
+    ``window_s``; what the limit holds back is summarised in the next mail. The password may
+    come from a file: REFINERYIQ_EMAIL__PASSWORD_FILE=/run/credentials/refineryiq/smtp."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    enabled: bool = False
+    host: str | None = None
+    port: int = Field(default=587, ge=1, le=65535)
+    security: SmtpSecurity = SmtpSecurity.STARTTLS
+    # CA bundle to verify the server's certificate; empty: the system's trust store.
+    ca_file: Path | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    sender: str | None = Field(default=None, alias="from")
+    to: list[str] = []
+    min_severity: Severity = Severity.HIGH
+    escalations: bool = True
+    max_per_window: int = Field(default=5, ge=1)
+    window_s: float = Field(default=600.0, gt=0)
+    subject_prefix: str = "[RefineryIQ]"
+    # Alarms waiting to be mailed; beyond this the oldest are dropped (and counted).
+    queue_size: int = Field(default=200, ge=1)
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _complete_when_enabled(self) -> EmailSettings:
+        if not self.enabled:
+            return self
+        missing = [name for name, value in (("host", self.host), ("from", self.sender),
+                                            ("to", self.to)) if not value]
+        if missing:
+            raise ValueError(f"enabled e-mail needs {', '.join(missing)}")
+        if self.password is not None and self.username is None:
+            raise ValueError("password is set but username is not")
+        return self
+
+
+class MaintenanceSettings(Strict):
+    """Predictive maintenance: failure predictions per equipment from the trained type models."""
+
+    enabled: bool = True
+    # Predictions every interval; the first one soon after start (and retried sooner while no
+    # equipment has enough history yet).
+    interval_s: float = Field(default=1800.0, ge=1)
+    first_run_delay_s: float = Field(default=30.0, ge=0)
+    # No models in <state_dir>/models: train a default set in a background process at start.
+    train_on_first_start: bool = True
+    # The first-start training waits this long (a daemon that is stopped sooner never trains).
+    train_delay_s: float = Field(default=60.0, ge=0)
+    train_runs: int = Field(default=40, ge=3)
+    train_dt_s: float = Field(default=600.0, gt=0)
+
+
 class GatewaySettings(BaseSettings):
     """The daemon's configuration (`config/gateway.toml` plus REFINERYIQ_* overrides)."""
 
@@ -589,8 +655,10 @@ class GatewaySettings(BaseSettings):
     alarms: AlarmConfig = AlarmConfig()
     simulator: SimulatorSettings = SimulatorSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()
+    maintenance: MaintenanceSettings = MaintenanceSettings()
     opcua_server: OpcUaServerSettings = OpcUaServerSettings()
     reports: ReportSettings = ReportSettings()
+    email: EmailSettings = EmailSettings()
     devices: list[Device] = []
     scan_groups: list[ScanGroup] = []
 
