@@ -22,6 +22,7 @@ from gateway.api import (
     seed_maintenance,
     seed_normalized,
     seed_reports,
+    status_page,
     stream,
     tags,
 )
@@ -30,7 +31,7 @@ from gateway.api.errors import error_middleware
 
 DOMAINS = (health, tags, metrics, auth, alarms, analytics, openapi, devices, history, stream,
            seed_dashboard, seed_inventory, seed_assets, seed_alerts, seed_maintenance,
-           seed_energy, seed_normalized, seed_reports)
+           seed_energy, seed_normalized, seed_reports, status_page)
 
 
 def create_app(ctx: GatewayContext) -> web.Application:

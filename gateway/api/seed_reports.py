@@ -191,5 +191,12 @@ async def get_daily(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add(app, Operation("GET", "/api/reports/daily", get_daily, "Printable daily report (HTML)",
-                       content_type=HTML, tag=TAG))
+    # The route is served by gateway/reports (HTML for A4, PDF, XLSX of a plant day); the
+    # renderer above is kept until the API owner removes it.
+    from gateway.reports.http import DailyReportQuery
+    from gateway.reports.http import get_daily as get_daily_report
+    add(app, Operation("GET", "/api/reports/daily", get_daily_report,
+                       "Daily operations report of a plant day (HTML for A4, PDF or XLSX)",
+                       query=DailyReportQuery, content_type=HTML, tag=TAG,
+                       errors={400: "date is not YYYY-MM-DD, the day has not begun, or format "
+                                    "is not html, pdf or xlsx"}))

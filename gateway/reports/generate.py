@@ -1,0 +1,105 @@
+"""Generate one daily report: read the day's rows, then build, chart and render off the loop.
+
+The one entry point shared by the HTTP route, the scheduled run and ``refineryiq report``.
+Reading goes through SQLite threads; building, drawing the charts and rendering (CPU work of a
+few hundred milliseconds) run in a worker thread, so the event loop never waits on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from gateway.catalog import Catalog
+from gateway.reports.build import build_report
+from gateway.reports.charts import render_charts
+from gateway.reports.html_render import render_html
+from gateway.reports.model import DailyReport, PlantDay, ReportFormat
+from gateway.reports.pdf_render import render_pdf
+from gateway.reports.sources import DayInputs, ReportSources
+from gateway.reports.xlsx_render import render_xlsx
+from gateway.settings import GatewaySettings
+
+RENDERERS: dict[ReportFormat, Callable[[DailyReport], bytes]] = {
+    ReportFormat.HTML: render_html, ReportFormat.PDF: render_pdf, ReportFormat.XLSX: render_xlsx}
+Progress = Callable[[str], None]
+
+
+class ReportError(ValueError):
+    """A report that cannot be made (a day that has not begun); the message says why."""
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    """A rendered report: its bytes, format and the day it covers."""
+
+    day: PlantDay
+    format: ReportFormat
+    content: bytes
+    report: DailyReport
+
+    @property
+    def file_name(self) -> str:
+        return f"daily-report-{self.day.day.isoformat()}{self.format.suffix}"
+
+
+def plant_zone(settings: GatewaySettings) -> ZoneInfo:
+    """The plant's time zone (``analytics.timezone``): the plant day is local."""
+    return ZoneInfo(settings.analytics.timezone)
+
+
+def today(settings: GatewaySettings, now: float | None = None) -> date:
+    """The current plant day."""
+    return PlantDay.containing(time.time() if now is None else now, plant_zone(settings)).day
+
+
+def _no_progress(step: str) -> None:
+    pass
+
+
+def build_and_render(inputs: DayInputs, day: PlantDay, until: float, generated_at: float,
+                     catalog: Catalog, settings: GatewaySettings, fmt: ReportFormat,
+                     progress: Progress = _no_progress) -> tuple[DailyReport, bytes]:
+    """The CPU part (pure, run on a worker thread): sections, charts, then the format."""
+    progress("building sections")
+    report = build_report(inputs, day, until, generated_at, catalog, settings.reports.targets,
+                          settings.alarms, catalog.plant.name, settings.gateway_id, settings.site)
+    progress("drawing charts")
+    report.charts = render_charts(report, inputs)
+    progress(f"rendering {fmt.value.upper()}")
+    return report, RENDERERS[fmt](report)
+
+
+async def generate(sources: ReportSources, settings: GatewaySettings, catalog: Catalog,
+                   day: date, fmt: ReportFormat, now: float | None = None,
+                   progress: Progress = _no_progress) -> RenderedReport:
+    """The report of plant day ``day`` in format ``fmt`` (a day in progress covers up to now)."""
+    now = time.time() if now is None else now
+    plant_day = PlantDay.of(day, plant_zone(settings))
+    if plant_day.start > now:
+        raise ReportError(f"date: the plant day {day.isoformat()} has not begun "
+                          f"({plant_day.zone.key})")
+    until = min(plant_day.end, now)
+    progress("reading the day's data")
+    inputs = await sources.read_day(plant_day, until)
+    report, content = await asyncio.to_thread(build_and_render, inputs, plant_day, until, now,
+                                              catalog, settings, fmt, progress)
+    return RenderedReport(plant_day, fmt, content, report)
+
+
+def write_atomically(path: Path, content: bytes) -> None:
+    """Write ``content`` to ``path`` through a temporary file and a rename, so a reader never
+    sees half a report (blocking: call it from a thread)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        f.write(content)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
