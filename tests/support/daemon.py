@@ -36,6 +36,8 @@ class DaemonProcess:
             "REFINERYIQ_SIMULATOR__OPCUA_PORT": "0",
             "REFINERYIQ_SIMULATOR__MODBUS_PORT": "0",
             "REFINERYIQ_OPCUA_SERVER__PORT": "0",
+            # Background training at first start would load the machine for minutes.
+            "REFINERYIQ_MAINTENANCE__TRAIN_ON_FIRST_START": "false",
             "REFINERYIQ_LOGGING__FORMAT": "json",
             **(env or {}),
         }
