@@ -177,6 +177,14 @@ class Gateway:
         # "alarms": the alarm engine, its journal and MQTT (gateway/alarm_service.py)
         from gateway.alarm_service import AlarmService
         services.append(AlarmService())
+        if self.settings.email.enabled:
+            # "email": mails HIGH alarms, rate limited (after alarms: it listens to them)
+            from gateway.notify_email import EmailService
+            services.append(EmailService(self.settings.email))
+        if self.settings.maintenance.enabled:
+            # "maintenance": failure predictions per equipment (the analytics service reads them)
+            from gateway.maintenance_service import MaintenanceService
+            services.append(MaintenanceService(self.settings.maintenance))
         if self.settings.analytics.enabled:
             from gateway.analytics_service import AnalyticsService
             services.append(AnalyticsService(self.settings.analytics))
@@ -194,6 +202,9 @@ class Gateway:
         # "stream": live values and alarm transitions over SSE (after alarms: it listens)
         from gateway.api.stream import StreamHub
         services.append(StreamHub())
+        # "reports": daily report generation and its scheduled run (gateway/reports/service.py)
+        from gateway.reports.service import ReportService
+        services.append(ReportService())
         return services
 
     async def _restore_live(self) -> None:

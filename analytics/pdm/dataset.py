@@ -1,4 +1,4 @@
-"""Run-to-failure histories as training rows, and the split of runs into train/validation/test.
+"""Run-to-failure histories as training rows, the train/test split of runs, and the CV folds.
 
 A history is one machine from healthy to failure (the simulator's
 :func:`simulator.training.run_to_failure` produces them; this module only needs its fields).
@@ -22,13 +22,15 @@ from gateway.settings import Plant
 # Rows with less history than this are not used (the windows would hold a few samples, and
 # live inference refuses to predict on as little history: see analytics.pdm.predict).
 MIN_HISTORY_H = 6.0
-# Runs are dealt round-robin into splits: positions 0..3 of every 4 → test, validation, train, train.
+# Runs are dealt round-robin: position 0 of every 4 → test, the other three → train.
 SPLIT_CYCLE = 4
+# Training runs are dealt round-robin into this many cross-validation folds (fewer when
+# there are fewer training runs): the decision threshold is chosen on out-of-fold predictions.
+CV_FOLDS = 4
 
 
 class SplitName(StrEnum):
     TRAIN = "train"
-    VALIDATION = "validation"
     TEST = "test"
 
 
@@ -108,16 +110,28 @@ def rows_of(history: RunHistory, kind: EquipmentType, horizon_h: float) -> Rows:
 
 
 def split_runs(run_ids: Sequence[int]) -> dict[SplitName, list[int]]:
-    """Deal runs (sorted by id) round-robin into test, validation and train (1 : 1 : 2).
+    """Deal runs (sorted by id) round-robin into test and train (1 : 3).
 
-    Deterministic and disjoint by construction; needs at least 3 runs.
+    Deterministic and disjoint by construction; needs at least 3 runs (one test run and two
+    training runs, the least that cross-validation can split).
     """
     ordered = sorted(set(run_ids))
     if len(ordered) < 3:
-        raise ValueError(f"need at least 3 runs to split into train/validation/test, got {len(ordered)}")
+        raise ValueError(f"need at least 3 runs to split into train/test, got {len(ordered)}")
     out: dict[SplitName, list[int]] = {s: [] for s in SplitName}
     for position, run_id in enumerate(ordered):
-        slot = position % SPLIT_CYCLE
-        name = SplitName.TEST if slot == 0 else SplitName.VALIDATION if slot == 1 else SplitName.TRAIN
-        out[name].append(run_id)
+        out[SplitName.TEST if position % SPLIT_CYCLE == 0 else SplitName.TRAIN].append(run_id)
     return out
+
+
+def cv_folds(train_ids: Sequence[int], folds: int = CV_FOLDS) -> list[list[int]]:
+    """Deal training runs (sorted by id) round-robin into at most ``folds`` groups.
+
+    Grouped by run: a fold's rows are predicted by a model that saw none of its runs.
+    Needs at least 2 runs.
+    """
+    ordered = sorted(set(train_ids))
+    if len(ordered) < 2:
+        raise ValueError(f"need at least 2 training runs for cross-validation, got {len(ordered)}")
+    k = min(folds, len(ordered))
+    return [ordered[i::k] for i in range(k)]

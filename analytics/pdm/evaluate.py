@@ -31,19 +31,20 @@ def precision_recall(label: np.ndarray, alarm: np.ndarray) -> tuple[float, float
 
 
 def choose_threshold(label: np.ndarray, probability: np.ndarray, min_precision: float) -> float:
-    """The F1-best threshold among those whose precision reaches ``min_precision``.
+    """The lowest threshold (most recall) whose precision reaches ``min_precision``.
 
-    The lowest such threshold (most recall) overfits a small validation set, so the F1 optimum
-    inside the feasible set is taken; with no feasible threshold, the overall F1 optimum.
+    Meant for out-of-fold probabilities of a grouped cross-validation over many runs, where
+    the precision curve is stable enough to go to the edge of the feasible set (the caller
+    adds a margin for the run-to-run spread). With no feasible threshold, the F1 optimum.
     """
-    best, best_feasible = (-1.0, 0.5), (-1.0, None)
+    best = (-1.0, 0.5)
     for th in THRESHOLD_CANDIDATES:
         precision, _, f1 = precision_recall(label, probability >= th)
+        if precision >= min_precision:
+            return float(th)
         if f1 > best[0]:
             best = (f1, float(th))
-        if precision >= min_precision and f1 > best_feasible[0]:
-            best_feasible = (f1, float(th))
-    return best_feasible[1] if best_feasible[1] is not None else best[1]
+    return best[1]
 
 
 def calibration_bins(label: np.ndarray, probability: np.ndarray) -> list[dict[str, float | int]]:

@@ -108,6 +108,18 @@ class Prediction:
             "shap_explanation": {"top_drivers": [d.as_dict() for d in self.top_drivers]},
         }
 
+    @classmethod
+    def from_dict(cls, body: Mapping[str, Any]) -> Prediction:
+        """The inverse of :meth:`as_dict` (predictions persisted by the daemon are read back)."""
+        drivers = tuple(Driver(d["feature"], float(d["contribution_pct"]), Direction(d["direction"]))
+                        for d in (body.get("shap_explanation") or {}).get("top_drivers", []))
+        return cls(equipment_id=body["equipment_id"], failure_probability=float(body["failure_probability"]),
+                   rul_hours=body.get("rul_hours"), estimated_failure_date=body.get("estimated_failure_date"),
+                   is_anomaly=bool(body["is_anomaly"]), anomaly_score=float(body["anomaly_score"]),
+                   prediction=PredictionLevel(body["prediction"]), recommendation=body["recommendation"],
+                   narrative=body["narrative"], confidence=float(body["confidence"]),
+                   model_source=body["model_source"], timestamp=body["timestamp"], top_drivers=drivers)
+
 
 def load_models(directory: Path) -> dict[EquipmentType, LoadedModel]:
     """Every ``<TYPE>.joblib`` with its card in a directory (missing dir: no models)."""

@@ -3,23 +3,35 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+from analytics.pdm.signals import EquipmentType
 from gateway.train import main
 
+ROOT = Path(__file__).resolve().parents[2]
 
-def test_train_writes_a_model_and_a_card_per_type(tmp_path: Path, capsys):
+
+def test_refineryiq_train_writes_a_model_and_a_card_per_type(tmp_path: Path):
     out = tmp_path / "models"
-    code = main(["--runs", "4", "--dt", "3600", "--types", "PUMP,EXCHANGER", "--seed", "5",
-                 "--jobs", "1", "--out", str(out)])
-    assert code == 0
-    for kind in ("PUMP", "EXCHANGER"):
-        assert (out / f"{kind}.joblib").is_file()
-        card = json.loads((out / f"{kind}.card.json").read_text())
-        assert card["equipment_type"] == kind and card["seed"] == 5
-        assert card["sizes"]["test_runs"] == 1
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "train", "--runs", "4", "--dt", "1800",
+                           "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    for kind in EquipmentType:
+        assert (out / f"{kind.value}.joblib").is_file()
+        card = json.loads((out / f"{kind.value}.card.json").read_text())
+        assert card["equipment_type"] == kind.value and card["sizes"]["test_runs"] == 1
+        assert isinstance(card["meets_target"], bool)
+    assert "precision" in done.stdout and "meets target" in done.stdout
+
+
+def test_a_type_missing_the_target_is_named_in_the_output(tmp_path: Path, capsys):
+    assert main(["--runs", "3", "--dt", "3600", "--types", "VALVE", "--jobs", "1",
+                 "--out", str(tmp_path)]) == 0
+    card = json.loads((tmp_path / "VALVE.card.json").read_text())
     printed = capsys.readouterr().out
-    assert "PUMP" in printed and "precision" in printed
+    assert ("WARNING: VALVE misses the target" in printed) == (not card["meets_target"])
 
 
 def test_train_defaults_to_the_state_dir_of_the_config(tmp_path: Path, monkeypatch):

@@ -10,8 +10,8 @@ import pytest
 
 from analytics.pdm.card import read_card
 from analytics.pdm.contributions import decompose
-from analytics.pdm.dataset import Rows, SplitName, rows_of, split_runs
-from analytics.pdm.evaluate import evaluate
+from analytics.pdm.dataset import CV_FOLDS, Rows, SplitName, cv_folds, rows_of, split_runs
+from analytics.pdm.evaluate import choose_threshold, evaluate
 from analytics.pdm.features import feature_names
 from analytics.pdm.model import TrainOptions, save, train_type
 from analytics.pdm.predict import Direction, PredictionLevel, load_models, predict_equipment
@@ -43,18 +43,49 @@ def saved(trained, tmp_path_factory):
     return out
 
 
-def test_train_validation_and_test_runs_never_overlap():
+def test_train_and_test_runs_never_overlap():
     splits = split_runs(list(range(40)))
-    train, validation, test = (set(splits[s]) for s in (SplitName.TRAIN, SplitName.VALIDATION, SplitName.TEST))
-    assert not (train & validation) and not (train & test) and not (validation & test)
-    assert train | validation | test == set(range(40))
-    assert len(test) == 10 and len(validation) == 10
+    train, test = set(splits[SplitName.TRAIN]), set(splits[SplitName.TEST])
+    assert not train & test and train | test == set(range(40))
+    assert len(test) == 10 and len(train) == 30
+
+
+def test_cv_folds_partition_the_training_runs_by_run():
+    folds = cv_folds(list(range(30)))
+    assert len(folds) == CV_FOLDS
+    assert sorted(r for f in folds for r in f) == list(range(30))
+    assert all(not set(a) & set(b) for i, a in enumerate(folds) for b in folds[i + 1:])
+
+
+def test_cv_folds_shrink_to_the_number_of_training_runs():
+    assert cv_folds([7, 3]) == [[3], [7]]
+
+
+def test_threshold_is_the_lowest_reaching_the_precision():
+    label = np.array([False, False, True, True, True, False])
+    probability = np.array([0.1, 0.35, 0.4, 0.6, 0.9, 0.5])
+    # At 0.36: alarms 0.4, 0.5, 0.6, 0.9 → precision 3/4; at 0.51: 3/3.
+    assert choose_threshold(label, probability, 0.75) == pytest.approx(0.36)
+    assert choose_threshold(label, probability, 0.9) == pytest.approx(0.51)
+
+
+def test_threshold_comes_from_out_of_fold_predictions_of_train_runs_only(saved, trained, histories):
+    card = read_card(saved / "PUMP.card.json")
+    folds = card["split"]["cv_folds"]
+    assert sorted(r for f in folds for r in f) == sorted(card["split"]["train"])
+    assert card["metrics"]["cross_validation"]["runs"] == len(card["split"]["train"])
+    assert not set(card["split"]["test"]) & set(card["split"]["train"])
+
+
+def test_card_says_whether_the_target_is_met(saved):
+    card = read_card(saved / "PUMP.card.json")
+    test = card["metrics"]["test"]
+    assert card["meets_target"] == (test["precision"] >= 0.8 and test["recall"] >= 0.9)
 
 
 def test_card_records_the_split_without_overlap(saved):
     split = read_card(saved / "PUMP.card.json")["split"]
     assert not set(split["train"]) & set(split["test"])
-    assert not set(split["validation"]) & set(split["test"])
 
 
 def test_model_and_card_are_written(saved):
@@ -143,3 +174,11 @@ def test_live_features_from_tag_series_match_the_training_row(saved, trained, hi
     live = live_features(model, signals, series, epoch + history.time_s[k])
     rows = rows_of(history, KIND, trained.horizon_h)
     np.testing.assert_allclose(live, rows.features[rows.time_s == history.time_s[k]][0], rtol=1e-7, atol=1e-9)
+
+
+def test_a_prediction_survives_a_round_trip_through_its_dict(saved, trained, histories):
+    from analytics.pdm.predict import Prediction
+    model = load_models(saved)[KIND]
+    rows = rows_of(histories[0], KIND, trained.horizon_h)
+    worn = predict_equipment(model, rows.features[-2], datetime(2025, 1, 1, tzinfo=UTC), "PUMP-101")
+    assert Prediction.from_dict(worn.as_dict()) == worn

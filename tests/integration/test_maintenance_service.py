@@ -1,0 +1,254 @@
+"""The maintenance service on a real embedded store filled from the simulated plant.
+
+The plant model is stepped directly (no protocol) for a day and a half with every machine
+kept healthy except PUMP-101, forced to half health part-way; a tiny PUMP model trained on a
+few short simulated lives predicts from the stored history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import sys
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from analytics.pdm.dataset import history_from_run
+from analytics.pdm.model import TrainOptions, save, train_type
+from analytics.pdm.predict import PredictionLevel
+from analytics.pdm.signals import EquipmentType
+from drivers.batch import Batch
+from drivers.quality import Quality, Reason
+from gateway.catalog import Catalog
+from gateway.maintenance_service import MaintenanceService, TrainingState, Unavailable
+from gateway.settings import MaintenanceSettings, load_plant
+from gateway.store.embedded import EmbeddedStore
+from gateway.supervisor import Supervisor
+from simulator.model import PlantModel
+from simulator.training import run_to_failure
+
+PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")
+EPOCH = 1.75e9
+STEP_S = 120.0
+HOURS = 36.0
+DEGRADE_AT_H = 24.0
+WORN, HEALTHY = "PUMP-101", "PUMP-305"
+SETTINGS = MaintenanceSettings(first_run_delay_s=3600.0, train_on_first_start=False)
+
+
+@pytest.fixture(scope="module")
+def models_dir(tmp_path_factory) -> Path:
+    """A tiny PUMP model (a few short lives, 15 trees) saved like `refineryiq train` does."""
+    kind = EquipmentType.PUMP
+    histories = [history_from_run(run_to_failure(kind.value, seed=s, dt=600.0, healthy_h=30.0, wear_h=50.0),
+                                  PLANT, kind) for s in range(6)]
+    model = train_type(kind, histories, TrainOptions(seed=1, n_estimators=15, n_jobs=1, horizon_h=24.0))
+    out = tmp_path_factory.mktemp("state") / "models"
+    save(model, out)
+    return out
+
+
+@functools.cache
+def _plant_batches() -> tuple[Batch, ...]:
+    """HOURS of the whole plant every STEP_S, PUMP-101 forced to half health at DEGRADE_AT_H."""
+    catalog = Catalog.build(PLANT)
+    model = PlantModel(catalog, seed=4)
+    for i in range(len(model.equipment_ids)):
+        model.degradation.disable(i)
+    index = np.arange(len(catalog), dtype=np.int32)
+    good = np.full(len(catalog), Quality.GOOD, dtype=np.uint8)
+    ok = np.full(len(catalog), Reason.NONE, dtype=np.uint8)
+    batches = []
+    for _ in range(int(HOURS * 3600 / STEP_S)):
+        model.step(STEP_S)
+        if model.time_s == DEGRADE_AT_H * 3600:
+            model.degrade(WORN, 0.5)
+        ts = EPOCH + model.time_s
+        batches.append(Batch.build("plant", "sim", ts, ts, index, model.values.copy(), good, ok))
+    return tuple(batches)
+
+
+async def _state(tmp_path: Path, models_dir: Path | None, hours: float = HOURS):
+    """A stand-in for the daemon: state dir, catalog, a filled store, supervisor, extras."""
+    state = tmp_path / "state"
+    state.mkdir()
+    if models_dir is not None:
+        (state / "models").symlink_to(models_dir)
+    catalog = Catalog.build(PLANT)
+    store = EmbeddedStore(state / "history.sqlite", retention_s=1e9, max_bytes=1 << 34,
+                          tag_ids=[t.id for t in catalog.tags])
+    await store.open()
+    batches = [b for b in _plant_batches() if b.scan_start <= EPOCH + hours * 3600]
+    for k in range(0, len(batches), 200):
+        await store.append_many(batches[k:k + 200])
+    gateway = SimpleNamespace(
+        catalog=catalog, store=store, settings=SimpleNamespace(state_dir=state),
+        config=SimpleNamespace(path=None), supervisor=Supervisor(),
+        context=SimpleNamespace(extras={}))
+    return gateway
+
+
+async def _service(gateway, now_h: float = HOURS) -> MaintenanceService:
+    service = MaintenanceService(SETTINGS, clock=lambda: EPOCH + now_h * 3600 + 1)
+    await service.start(gateway)
+    return service
+
+
+async def _close(gateway, service: MaintenanceService) -> None:
+    await gateway.supervisor.stop()
+    await service.stop()
+    await gateway.store.close()
+
+
+async def test_predictions_appear_for_equipment_with_a_model(tmp_path, models_dir):
+    gateway = await _state(tmp_path, models_dir)
+    service = await _service(gateway)
+    try:
+        predictions = await service.run_once()
+        assert {WORN, HEALTHY} <= set(predictions)
+        assert set(service.failure_probabilities()) == set(service.predictions)
+        body = service.predictions[WORN].as_dict()
+        assert body["equipment_id"] == WORN and body["model_source"].startswith("PUMP v")
+    finally:
+        await _close(gateway, service)
+
+
+async def test_the_degraded_pump_is_more_likely_to_fail_than_the_healthy_one(tmp_path, models_dir):
+    gateway = await _state(tmp_path, models_dir)
+    service = await _service(gateway)
+    try:
+        await service.run_once()
+        p = service.failure_probabilities()
+        assert p[WORN] > p[HEALTHY]
+        assert service.predictions[HEALTHY].prediction == PredictionLevel.NORMAL
+    finally:
+        await _close(gateway, service)
+
+
+async def test_equipment_without_a_model_gets_no_prediction_and_says_why(tmp_path, models_dir):
+    gateway = await _state(tmp_path, models_dir)
+    service = await _service(gateway)
+    try:
+        await service.run_once()
+        no_model = [e.id for e in PLANT.equipment if e.type in ("COMPRESSOR", "VALVE")]
+        for equipment_id in no_model:
+            assert equipment_id not in service.predictions
+            assert service.unavailable[equipment_id] == Unavailable.NO_MODEL.value
+        assert service.report()["no_prediction"] == service.unavailable
+    finally:
+        await _close(gateway, service)
+
+
+async def test_too_little_history_gives_no_prediction(tmp_path, models_dir):
+    gateway = await _state(tmp_path, models_dir, hours=3.0)
+    service = await _service(gateway, now_h=3.0)
+    try:
+        assert await service.run_once() == {}
+        assert service.predictions == {}
+        assert service.unavailable[WORN].startswith(Unavailable.NOT_ENOUGH_HISTORY.value)
+    finally:
+        await _close(gateway, service)
+
+
+async def test_predictions_are_served_again_after_a_restart(tmp_path, models_dir):
+    gateway = await _state(tmp_path, models_dir)
+    service = await _service(gateway)
+    await service.run_once()
+    before = {k: p.as_dict() for k, p in service.predictions.items()}
+    await gateway.supervisor.stop()
+    await service.stop()
+    again = await _service(gateway)
+    try:
+        assert {k: p.as_dict() for k, p in again.predictions.items()} == before
+    finally:
+        await _close(gateway, again)
+
+
+async def test_the_event_loop_keeps_running_during_inference(tmp_path, models_dir):
+    gateway = await _state(tmp_path, models_dir)
+    service = await _service(gateway)
+    loop_ran = threading.Event()
+    inner = service._predict
+
+    def blocking_predict(inputs, now_s):
+        # Returns only once the event loop has run a callback: proves inference is off the loop.
+        assert loop_ran.wait(timeout=10), "the event loop was blocked during inference"
+        return inner(inputs, now_s)
+
+    async def ticker():
+        while True:
+            await asyncio.sleep(0.01)
+            loop_ran.set()
+
+    service._predict = blocking_predict
+    tick = asyncio.create_task(ticker())
+    try:
+        predictions = await service.run_once()
+        assert predictions
+    finally:
+        tick.cancel()
+        await _close(gateway, service)
+
+
+async def test_health_and_metrics_are_registered(tmp_path, models_dir):
+    gateway = await _state(tmp_path, models_dir)
+    service = await _service(gateway)
+    try:
+        await service.run_once()
+        extras = gateway.context.extras
+        report = extras["health_sections"]["maintenance"]()
+        assert report["runs"] == 1 and report["models"] == {"PUMP": service.models[EquipmentType.PUMP].source}
+        assert report["last_inference_s"] is not None
+        names = {m.name for m in extras["metrics"]["maintenance"]()}
+        assert "refineryiq_maintenance_inference_seconds" in names
+    finally:
+        await _close(gateway, service)
+
+
+async def test_without_models_and_training_off_nothing_is_predicted(tmp_path):
+    gateway = await _state(tmp_path, None, hours=1.0)
+    service = await _service(gateway, now_h=1.0)
+    try:
+        assert service.models == {} and service.training == TrainingState.DISABLED
+        assert TrainingState.DISABLED.value == service.report()["training"]
+    finally:
+        await _close(gateway, service)
+
+
+async def test_first_start_trains_models_in_the_background_and_loads_them(tmp_path, models_dir):
+    gateway = await _state(tmp_path, None, hours=1.0)
+    settings = MaintenanceSettings(first_run_delay_s=3600.0, train_on_first_start=True, train_delay_s=0)
+    service = MaintenanceService(settings, clock=lambda: EPOCH + 3600.0)
+    out = gateway.settings.state_dir / "models"
+    # Stands in for `refineryiq train` (tested in test_train_cmd.py): a child process that
+    # prints progress and writes the tiny model's files.
+    service.train_command = lambda: [sys.executable, "-c", (
+        "import shutil, sys; print('PUMP: train [####] 100%', file=sys.stderr); "
+        f"shutil.copytree({str(models_dir)!r}, {str(out)!r}); print('held-out metrics')")]
+    await service.start(gateway)
+    try:
+        assert service.training == TrainingState.RUNNING
+        for _ in range(600):
+            if service.training != TrainingState.RUNNING:
+                break
+            await asyncio.sleep(0.05)
+        assert service.training == TrainingState.DONE
+        assert set(service.models) == {EquipmentType.PUMP}
+    finally:
+        await _close(gateway, service)
+
+
+async def test_the_default_training_command_is_refineryiq_train_into_the_models_dir(tmp_path):
+    gateway = await _state(tmp_path, None, hours=1.0)
+    service = await _service(gateway, now_h=1.0)
+    try:
+        command = service.train_command()
+        assert command[1:3] == ["-m", "gateway.train"]
+        assert command[command.index("--out") + 1] == str(gateway.settings.state_dir / "models")
+        assert command[command.index("--runs") + 1] == str(SETTINGS.train_runs)
+    finally:
+        await _close(gateway, service)
