@@ -26,6 +26,31 @@ SHUTDOWN_DEADLINE_S = 8.0
 RETENTION_EVERY_S = 300.0
 
 
+class StateDirError(RuntimeError):
+    """The state directory cannot hold the gateway's files."""
+
+
+def check_state_dir(state_dir) -> None:
+    """Create the state directory if needed and prove it is writable, naming it otherwise:
+    every durable promise of the gateway (accepted scans, outbox, journal) lives there."""
+    import errno
+    import os
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        probe = state_dir / ".write-test"
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+            f.flush()
+            os.fsync(f.fileno())
+        probe.unlink()
+    except OSError as exc:
+        why = {errno.EROFS: "it is on a read-only file system",
+               errno.EACCES: "permission denied", errno.ENOSPC: "no space left on the device",
+               }.get(exc.errno, exc.strerror or str(exc))
+        raise StateDirError(f"state directory {state_dir} is not writable: {why} "
+                            "(set state_dir or REFINERYIQ_STATE_DIR)") from None
+
+
 class Gateway:
     """One running gateway. ``run()`` returns after SIGTERM/SIGINT once data is flushed."""
 
@@ -70,7 +95,7 @@ class Gateway:
         self.catalog_synthetic = settings.simulator.synthetic_tags if self.simulate else 0
         self.catalog = Catalog.build(self.config.plant, self.catalog_synthetic)
         state_dir = settings.state_dir
-        state_dir.mkdir(parents=True, exist_ok=True)
+        check_state_dir(state_dir)
         self.store = EmbeddedStore(state_dir / "history.sqlite",
                                    retention_s=settings.store.retention_days * 86400,
                                    max_bytes=settings.store.max_bytes,

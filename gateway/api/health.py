@@ -23,7 +23,9 @@ class Health(StrEnum):
 def _as_dict(stats) -> dict:
     if stats is None:
         return {}
-    if dataclasses.is_dataclass(stats):
+    if hasattr(stats, "as_dict"):  # drivers give JSON-ready snapshots of their counters
+        stats = stats.as_dict()
+    elif dataclasses.is_dataclass(stats):
         stats = dataclasses.asdict(stats)
     return {k: v for k, v in dict(stats).items() if isinstance(v, (int, float, str, bool, dict, type(None)))}
 

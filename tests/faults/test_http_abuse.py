@@ -1,0 +1,107 @@
+"""HTTP abuse against `refineryiq run --simulate`: a flood of bad logins is rate-limited and
+costs the daemon no memory; the OpenAPI-driven fuzzer with a large budget (long version only)
+never gets a 5xx.
+
+The short version sends 1,000 bad logins; the schemathesis run (200 examples per operation,
+positive and negative) is marked slow. tests/integration/test_seed_api_fuzz.py keeps the small
+fuzz budget in the default run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from gateway.users import USERS_FILE, Role, UserStore
+from tests.support.daemon import DaemonProcess
+from tests.support.faults import post_json, process_use
+
+pytestmark = pytest.mark.faults
+
+PASSWORD = "correct horse battery"
+BAD_LOGINS = 1000
+WARM_UP_LOGINS = 100
+FLOOD_THREADS = 8
+# Resident memory the flood may add: allocator noise, not a table growing with each attempt.
+MAX_RSS_GROWTH_BYTES = 8 * 1024 * 1024
+FUZZ_EXAMPLES_PER_OPERATION = 200
+FUZZ_SKIPPED_PATHS = ("/api/stream", "/api/auth/logout")
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory):
+    state = tmp_path_factory.mktemp("http-abuse") / "state"
+    state.mkdir()
+
+    async def add_user() -> None:
+        async with UserStore(state / USERS_FILE) as users:
+            await users.add("sofia", PASSWORD, Role.SUPERVISOR)
+
+    asyncio.run(add_user())
+    d = DaemonProcess(state, env={"REFINERYIQ_OPCUA_SERVER__ENABLED": "false"}).start()
+    d.wait_healthy(90)
+    yield d
+    assert d.proc.poll() is None, "the daemon died under HTTP abuse"
+    d.kill()
+
+
+def bad_login(daemon: DaemonProcess, n: int) -> int:
+    status, _ = post_json(f"{daemon.url}/api/auth/login",
+                          {"username": f"intruder-{n}", "password": f"guess-{n}"})
+    return status
+
+
+def test_a_thousand_bad_logins_are_rate_limited_and_cost_no_memory(daemon):
+    with ThreadPoolExecutor(FLOOD_THREADS) as pool:
+        warm = Counter(pool.map(lambda n: bad_login(daemon, n), range(WARM_UP_LOGINS)))
+        before = process_use(daemon.proc.pid).rss_bytes
+        flood = Counter(pool.map(lambda n: bad_login(daemon, n),
+                                 range(WARM_UP_LOGINS, WARM_UP_LOGINS + BAD_LOGINS)))
+    after = process_use(daemon.proc.pid).rss_bytes
+    assert set(warm) | set(flood) <= {401, 429}, (warm, flood)
+    assert flood[429] >= BAD_LOGINS * 0.9, flood  # almost every attempt refused unanswered
+    assert after - before < MAX_RSS_GROWTH_BYTES, (before, after)
+    # The flood does not take the gateway down with it.
+    assert daemon.get("/health")[1]["status"] == "healthy"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_the_fuzzer_with_a_large_budget_never_gets_a_5xx(daemon):
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis import GenerationMode
+
+    request = urllib.request.Request(
+        daemon.url + "/api/auth/login", method="POST",
+        data=json.dumps({"username": "sofia", "password": PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        token = json.loads(resp.read())["token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    schema = schemathesis.openapi.from_url(daemon.url + "/api/openapi.json")
+    operations = [r.ok() for r in schema.get_all_operations() if r.ok().path not in FUZZ_SKIPPED_PATHS]
+    failures: list[str] = []
+    for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+        for operation in operations:
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=FUZZ_EXAMPLES_PER_OPERATION, deadline=None, database=None,
+                      suppress_health_check=list(HealthCheck), phases=[Phase.generate])
+            def run(case) -> None:
+                response = case.call(headers=headers, timeout=30)
+                if response.status_code >= 500:
+                    failures.append(f"{case.method} {case.formatted_path} {case.query} "
+                                    f"{case.body!r}: {response.status_code} {response.text[:200]}")
+
+            try:
+                run()
+            except Unsatisfiable:
+                assert mode is GenerationMode.NEGATIVE
+    assert not failures, "\n".join(failures[:20])
+    assert daemon.get("/health")[1]["status"] in ("healthy", "degraded")

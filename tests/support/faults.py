@@ -1,0 +1,298 @@
+"""Shared by the fault-injection suite (tests/faults/): daemon configurations, an MQTT
+recorder, offline reads of a stopped daemon's embedded store, and process resource counts.
+
+Each helper proves a claim by counting, so it reads state the daemon cannot fake: the SQLite
+file on disk, the broker's deliveries, /proc of the daemon's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import paho.mqtt.client as paho
+import psutil
+
+from gateway.catalog import Catalog
+from gateway.settings import load_plant
+from gateway.store.embedded import EmbeddedStore
+from gateway.store.sqlite_thread import SqliteThread
+from tests.support.daemon import ROOT
+
+PLANT_FILE = ROOT / "config" / "plant.toml"
+BASE_CONFIG = ROOT / "config" / "gateway.toml"
+STORE_FILE = "history.sqlite"
+BROKER = ("127.0.0.1", 1883)
+
+# Reasons a driver gives when the device itself misbehaves (not the value it sent).
+COMMUNICATION_REASONS = {"timeout", "disconnected", "modbus_exception", "malformed_response",
+                         "protocol_error"}
+
+
+def simulate_config(directory: Path, extra: str = "") -> Path:
+    """config/gateway.toml with an absolute plant_file plus ``extra`` TOML (e.g. more scan
+    groups), written to ``directory``: the configuration `run --simulate` should use."""
+    text = BASE_CONFIG.read_text().replace('plant_file = "plant.toml"',
+                                           f'plant_file = "{PLANT_FILE}"')
+    path = directory / "gateway.toml"
+    path.write_text(text + "\n" + extra)
+    return path
+
+
+def synthetic_group(tags: int, interval_ms: int, group_id: str = "synthetic") -> str:
+    """TOML of a scan group reading the simulator's synthetic tags from the Modbus device
+    (start the simulator with REFINERYIQ_SIMULATOR__SYNTHETIC_TAGS=``tags``)."""
+    del tags  # the group takes every synthetic tag of the catalog
+    return (f'[[scan_groups]]\nid = "{group_id}"\ndevice = "plc-cdu-fcc"\n'
+            f'interval_ms = {interval_ms}\nsynthetic = true\n')
+
+
+def write_config(directory: Path, body: str) -> Path:
+    """A daemon configuration of our own (devices, scan groups) over config/plant.toml."""
+    path = directory / "gateway.toml"
+    path.write_text(f'gateway_id = "edge-faults"\nsite = "faults"\nstate_dir = "state"\n'
+                    f'plant_file = "{PLANT_FILE}"\n\n{body}')
+    return path
+
+
+def unique_site() -> str:
+    """A site name no other test uses, so MQTT topics do not mix between tests."""
+    return f"faults{uuid.uuid4().hex[:10]}"
+
+
+def post_json(url: str, body: dict, headers: dict | None = None,
+              timeout: float = 10) -> tuple[int, object]:
+    """POST a JSON body; (status, decoded body) also for 4xx/5xx."""
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **(headers or {})})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raw = exc.read()
+        try:
+            return exc.code, json.loads(raw or b"null")
+        except ValueError:
+            return exc.code, raw.decode(errors="replace")
+
+
+# ------------------------------------------------------------------ MQTT
+
+
+class MqttRecorder:
+    """Every message under a topic filter, in arrival order, collected on paho's thread."""
+
+    def __init__(self, topic: str, host: str = BROKER[0], port: int = BROKER[1]) -> None:
+        self.messages: list[tuple[str, dict]] = []
+        self._lock = threading.Lock()
+        self._subscribed = threading.Event()
+        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
+                                   client_id=f"faults-{uuid.uuid4().hex[:8]}")
+        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
+        self._client.on_subscribe = lambda *_: self._subscribed.set()
+        self._client.on_message = self._on_message
+        self._client.connect(host, port)
+        self._client.loop_start()
+        if not self._subscribed.wait(10):
+            raise AssertionError(f"could not subscribe to {topic} on {host}:{port}")
+
+    def _on_message(self, client, userdata, message) -> None:
+        try:
+            body = json.loads(message.payload)
+        except ValueError:
+            body = {"raw": message.payload.decode(errors="replace")}
+        with self._lock:
+            self.messages.append((message.topic, body))
+
+    def on(self, suffix: str) -> list[dict]:
+        """Bodies of the messages whose topic ends with ``suffix``, in arrival order."""
+        with self._lock:
+            return [b for t, b in self.messages if t.endswith(suffix)]
+
+    def alarm_seqs(self) -> list[int]:
+        """``seq`` of every alarm message received, duplicates included, in arrival order."""
+        with self._lock:
+            return [b["seq"] for t, b in self.messages if "/alarms/" in t and "seq" in b]
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+
+def first_occurrences(seqs: list[int]) -> list[int]:
+    """The sequence with re-deliveries (at-least-once duplicates) removed, first kept."""
+    seen: set[int] = set()
+    out = []
+    for s in seqs:
+        if s not in seen:
+            seen.add(s)
+            out.append(s)
+    return out
+
+
+# ------------------------------------------------------------------ the embedded store, offline
+
+
+@dataclass(frozen=True)
+class StoredScan:
+    """One committed Batch as the store holds it."""
+
+    id: int
+    group: str
+    receive_ts: float
+    tag_ids: tuple[str, ...]
+    source_ts: tuple[float, ...]
+
+
+def catalog_tag_ids(synthetic_tags: int = 0) -> list[str]:
+    """The daemon's catalog tag ids in index order (what it numbers the store with)."""
+    return [t.id for t in Catalog.build(load_plant(PLANT_FILE), synthetic_tags).tags]
+
+
+def read_scans(state_dir: Path, synthetic_tags: int = 0) -> list[StoredScan]:
+    """Every Batch in a stopped (or killed) daemon's embedded store, in commit order."""
+    tag_ids = catalog_tag_ids(synthetic_tags)
+
+    async def read() -> list[StoredScan]:
+        store = EmbeddedStore(state_dir / STORE_FILE, 86_400 * 365, 10**12, forwarding=True,
+                              tag_ids=tag_ids)
+        await store.open()
+        try:
+            items = await store.pending(0, 10**12)
+        finally:
+            await store.close()
+        return [StoredScan(item.id, item.batch.group, float(item.batch.receive_ts),
+                           tuple(tag_ids[i] for i in item.batch.tag_index.tolist()),
+                           tuple(item.batch.source_ts.tolist()))
+                for item in items]
+
+    return asyncio.run(read())
+
+
+def stored_rows(state_dir: Path, synthetic_tags: int = 0) -> list[tuple[str, int, float | None, int]]:
+    """(tag_id, time µs, value, quality) of every stored value, in commit order; time is the
+    source timestamp, or the receive time when the device gave none (as the historian does)."""
+    tag_ids = catalog_tag_ids(synthetic_tags)
+
+    async def read() -> list:
+        store = EmbeddedStore(state_dir / STORE_FILE, 86_400 * 365, 10**12, forwarding=True,
+                              tag_ids=tag_ids)
+        await store.open()
+        try:
+            return [item.batch for item in await store.pending(0, 10**12)]
+        finally:
+            await store.close()
+
+    out = []
+    for b in asyncio.run(read()):
+        ts = np.where(np.isfinite(b.source_ts), b.source_ts, b.receive_ts)
+        for i, t, v, q in zip(b.tag_index.tolist(), ts.tolist(), b.values.tolist(),
+                              b.quality.tolist(), strict=True):
+            out.append((tag_ids[i], round(t * 1e6), v if np.isfinite(v) else None, q))
+    return out
+
+
+def per_tag_times(rows) -> dict[str, list[int]]:
+    """Times of each tag in the order the rows list them."""
+    times: dict[str, list[int]] = defaultdict(list)
+    for tag_id, us, _, _ in rows:
+        times[tag_id].append(us)
+    return dict(times)
+
+
+def integrity_check(path: Path) -> list[str]:
+    """SQLite's ``PRAGMA integrity_check`` of a file: ``["ok"]`` when it is sound."""
+    async def check() -> list[str]:
+        thread = SqliteThread(path)
+        await thread.open()
+        try:
+            return await thread.call(
+                lambda conn: [r[0] for r in conn.execute("PRAGMA integrity_check").fetchall()])
+        finally:
+            await thread.close()
+
+    return asyncio.run(check())
+
+
+# ------------------------------------------------------------------ process resources
+
+
+@dataclass(frozen=True)
+class ProcessUse:
+    """Resident memory, open file descriptors and threads of one process."""
+
+    rss_bytes: int
+    open_fds: int
+    threads: int
+
+
+def process_use(pid: int) -> ProcessUse:
+    """What the daemon process holds right now (not its simulator child)."""
+    proc = psutil.Process(pid)
+    return ProcessUse(proc.memory_info().rss, proc.num_fds(), proc.num_threads())
+
+
+def fd_count(pid: int) -> int:
+    """Open file descriptors of ``pid`` (from /proc)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+# ------------------------------------------------------------------ a simulator of our own
+
+
+class SimulatorServer:
+    """`python -m simulator` as a subprocess on fixed loopback ports, so a test can stop it and
+    start it again on the same ports (a device restart seen from the gateway)."""
+
+    def __init__(self, log_path: Path, opcua_port: int, modbus_port: int, tags: int = 0) -> None:
+        self.log_path = log_path
+        self.opcua_port = opcua_port
+        self.modbus_port = modbus_port
+        self.tags = tags
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0) -> SimulatorServer:
+        """Start and wait for its ``ready`` line."""
+        log = self.log_path.open("ab")
+        offset = self.log_path.stat().st_size
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "simulator", "--seed", "7", "--tags", str(self.tags),
+             "--opcua-port", str(self.opcua_port), "--modbus-port", str(self.modbus_port),
+             "--plant", str(PLANT_FILE)],
+            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"simulator exited: {self.log_path.read_text()[-2000:]}")
+            with self.log_path.open("rb") as f:
+                f.seek(offset)
+                if b'"ready"' in f.read():
+                    return self
+            time.sleep(0.1)
+        raise AssertionError("simulator did not become ready")
+
+    def stop(self) -> None:
+        """SIGTERM, then SIGKILL if it lingers."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
