@@ -26,7 +26,7 @@ test-long: $(STAMP)
 
 ## Benchmarks (results in bench/results/).
 bench: $(STAMP)
-	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/run_all.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
