@@ -12,11 +12,8 @@ import importlib
 import sys
 from pathlib import Path
 
+from gateway.exit_codes import EXIT_ERROR, EXIT_OK, report_config_error
 from gateway.settings import DEFAULT_CONFIG, ConfigError, load_config
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
 
 # subcommand -> (module with main(argv) -> exit code, help)
 PASS_THROUGH = {
@@ -85,10 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return cmd_run(args)
     except ConfigError as exc:
-        print(f"configuration error: {exc.path}", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        return report_config_error(exc)
     except KeyboardInterrupt:
         return EXIT_OK
     except Exception as exc:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from gateway.catalog import Catalog
+from gateway.exit_codes import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, report_config_error
 from gateway.settings import DEFAULT_CONFIG, ConfigError, load_config
 
 
@@ -34,18 +35,15 @@ def main(argv: list[str]) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"configuration error: {exc.path}", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return 2
+        return report_config_error(exc)
     if config.settings.database.url is None:
         print(f"{args.config}: database.url is not set (or REFINERYIQ_DATABASE__URL); "
               "nothing to migrate", file=sys.stderr)
-        return 2
+        return EXIT_CONFIG
     try:
         applied = asyncio.run(_migrate(config))
     except Exception as exc:
         print(f"refineryiq migrate: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_ERROR
     print(f"migrations applied: {applied or 'none (schema is up to date)'}; catalog synchronised")
-    return 0
+    return EXIT_OK

@@ -20,9 +20,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import TextIO
 
+from gateway.exit_codes import EXIT_ERROR, EXIT_OK, report_config_error
 from gateway.settings import DEFAULT_CONFIG, ConfigError, GatewaySettings, load_config
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG = 0, 1, 2
 REPORTS_DIR = "reports"
 STEPS = ("reading the day's data", "building sections", "drawing charts", "rendering", "writing")
 
@@ -92,10 +92,7 @@ def main(argv: list[str]) -> int:
     try:
         config = load_config(args.config)
     except ConfigError as exc:
-        print(f"configuration error: {exc.path}", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        return report_config_error(exc)
     from gateway.reports import ReportError, today
     settings = config.settings
     try:

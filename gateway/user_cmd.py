@@ -15,12 +15,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from gateway.exit_codes import EXIT_ERROR, EXIT_OK, report_config_error
 from gateway.settings import DEFAULT_CONFIG, ConfigError, load_config
 from gateway.users import USERS_FILE, Role, User, UserError, UserStore, check_password
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_CONFIG = 2
 
 
 class PasswordError(Exception):
@@ -114,10 +111,7 @@ def main(argv: list[str]) -> int:
         password = read_password(confirm=True) if args.action in ("add", "passwd") else None
         print(asyncio.run(_run(args, config.settings.state_dir / USERS_FILE, password)))
     except ConfigError as exc:
-        print(f"configuration error: {exc.path}", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
-        return EXIT_CONFIG
+        return report_config_error(exc)
     except (PasswordError, UserError) as exc:
         print(f"refineryiq user: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import ipaddress
 import math
 import os
 import secrets
@@ -34,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gateway.api.context import ctx_of
 from gateway.api.errors import error
 from gateway.logs import get_logger
-from gateway.settings import AuthSettings, GatewaySettings
+from gateway.settings import AuthSettings, GatewaySettings, is_loopback
 from gateway.users import (
     MAX_PASSWORD_LENGTH,
     USERS_FILE,
@@ -215,15 +214,6 @@ class LoginThrottle:
 
 
 # --------------------------------------------------------------------------- the service
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def reads_need_token(settings: GatewaySettings) -> bool:

@@ -7,14 +7,13 @@ import asyncio
 import json
 import signal
 import threading
-import urllib.request
 import uuid
 
 import paho.mqtt.client as paho
 import pytest
 
 from gateway.users import USERS_FILE, Role, UserStore
-from tests.support.daemon import DaemonProcess
+from tests.support.daemon import DaemonProcess, post_json
 
 GATEWAY_ID = "edge-e2e"
 PASSWORD = "correct horse battery"
@@ -48,16 +47,6 @@ class Recorder:
     def stop(self) -> None:
         self._client.disconnect()
         self._client.loop_stop()
-
-
-def _post(url: str, body: dict, headers: dict | None = None) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json", **(headers or {})})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
 
 
 @pytest.fixture(scope="module")
@@ -94,13 +83,13 @@ def daemon(tmp_path_factory, site, recorder):
 
 
 def _login(daemon) -> dict:
-    status, body = _post(f"{daemon.url}/api/auth/login", {"username": "ana", "password": PASSWORD})
+    status, body = post_json(f"{daemon.url}/api/auth/login", {"username": "ana", "password": PASSWORD})
     assert status == 200, body
     return {"Authorization": f"Bearer {body['token']}"}
 
 
 def test_an_out_of_range_fault_raises_its_alarm_over_http_and_mqtt(daemon, recorder, site):
-    status, _ = _post(f"{daemon.control}/faults",
+    status, _ = post_json(f"{daemon.control}/faults",
                       {"tag_id": "TI-101", "kind": "out_of_range", "duration_s": 30})
     assert status == 200
 
@@ -118,12 +107,12 @@ def test_an_out_of_range_fault_raises_its_alarm_over_http_and_mqtt(daemon, recor
 
 
 def test_a_spike_raises_a_process_alarm_an_operator_acknowledges(daemon, recorder):
-    status, _ = _post(f"{daemon.control}/faults",
+    status, _ = post_json(f"{daemon.control}/faults",
                       {"tag_id": "PI-103", "kind": "spike", "duration_s": 30})
     assert status == 200
     daemon.wait_for(lambda: daemon.get("/api/alarms?tag_id=PI-103&state=active_unack")[1], 30,
                     "PI-103 process alarm")
-    status, body = _post(f"{daemon.url}/api/alarms/PI-103%2FPROCESS/acknowledge",
+    status, body = post_json(f"{daemon.url}/api/alarms/PI-103%2FPROCESS/acknowledge",
                          {"comment": "field check requested"}, _login(daemon))
     assert status == 200, body
     assert (body["alarm"]["acked_by"], body["alarm"]["ack_comment"]) == (

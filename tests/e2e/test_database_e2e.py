@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import uuid
 from collections import defaultdict
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from gateway.catalog import Catalog
 from gateway.settings import load_config
 from gateway.store.embedded import EmbeddedStore
 from tests.support.daemon import ROOT, DaemonProcess
-from tests.support.pg import TEST_DATABASE_URL
+from tests.support.pg import TEST_DATABASE_URL, temporary_schema
 from tests.support.tcp_proxy import TcpProxy
 
 GATEWAY_ID = "edge-01"  # config/gateway.toml
@@ -26,13 +25,8 @@ GATEWAY_ID = "edge-01"  # config/gateway.toml
 
 @pytest.fixture
 async def schema():
-    name = f"e2e_{uuid.uuid4().hex[:12]}"
-    yield name
-    conn = await asyncpg.connect(TEST_DATABASE_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
+    async with temporary_schema("e2e") as name:
+        yield name
 
 
 def database_env(proxy_port: int, schema: str) -> dict[str, str]:

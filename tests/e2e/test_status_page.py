@@ -23,7 +23,7 @@ import aiohttp
 import pytest
 
 from gateway.users import USERS_FILE, Role, UserStore
-from tests.support.daemon import ROOT, DaemonProcess
+from tests.support.daemon import ROOT, DaemonProcess, post_json
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -158,16 +158,6 @@ class Browser:
         shutil.rmtree(self._profile, ignore_errors=True)
 
 
-def _post(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"null")
-
-
 @pytest.fixture(scope="module")
 def chromium() -> str:
     path = chromium_path()
@@ -245,7 +235,7 @@ async def test_a_live_value_changes_without_a_page_reload(page):
 
 
 async def test_an_injected_fault_shows_bad_quality(daemon, page):
-    status, _ = _post(f"{daemon.control}/faults",
+    status, _ = post_json(f"{daemon.control}/faults",
                       {"tag_id": FAULT_TAG, "kind": "out_of_range", "duration_s": 60})
     assert status == 200
     row = f"document.querySelector('#tag-rows tr[data-tag-id=\"{FAULT_TAG}\"]')"
@@ -256,7 +246,7 @@ async def test_an_injected_fault_shows_bad_quality(daemon, page):
 
 async def test_an_operator_logs_in_and_acknowledges_an_alarm(daemon, page):
     key = f"{FAULT_TAG}/BAD_QUALITY"
-    _post(f"{daemon.control}/faults", {"tag_id": FAULT_TAG, "kind": "out_of_range", "duration_s": 60})
+    post_json(f"{daemon.control}/faults", {"tag_id": FAULT_TAG, "kind": "out_of_range", "duration_s": 60})
     daemon.wait_for(lambda: any(a["key"] == key and a["state"] in ("ACTIVE_UNACK", "RTN_UNACK")
                                 for a in daemon.get("/api/alarms")[1]), 30, f"{key} unacknowledged")
     await page.js(f"document.getElementById('login-user').value = {json.dumps(OPERATOR)};"

@@ -7,13 +7,11 @@ retained messages never collide.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as paho
 import pytest
 
 from analytics.alarm_types import AlarmKind, AlarmState, Severity
@@ -28,10 +26,10 @@ from gateway.settings import GatewaySettings, load_plant
 from gateway.store.embedded import EmbeddedStore
 from gateway.supervisor import Supervisor
 from tests.support.daemon import free_port
+from tests.support.mqtt import BROKER, Subscriber
 
 REPO = Path(__file__).parents[2]
 PLANT = load_plant(REPO / "config" / "plant.toml")
-BROKER = ("127.0.0.1", 1883)
 DEVICE = "plc-test"
 GROUP = "cdu"
 T0 = 1_700_000_000.0
@@ -328,37 +326,6 @@ async def test_mqtt_away_with_a_backlog_is_a_health_problem(tmp_path):
 
 
 # --------------------------------------------------------------------------- MQTT
-
-
-class Subscriber:
-    """A plain paho subscriber whose messages arrive on an asyncio queue."""
-
-    def __init__(self, topic: str):
-        self.topic = topic
-        self.messages: asyncio.Queue = asyncio.Queue()
-        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                                   client_id=f"test-sub-{uuid.uuid4().hex[:8]}")
-
-    async def start(self) -> Subscriber:
-        loop = asyncio.get_running_loop()
-        subscribed = loop.create_future()
-        self._client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
-        self._client.on_subscribe = lambda *_: loop.call_soon_threadsafe(
-            lambda: subscribed.done() or subscribed.set_result(None))
-        self._client.on_message = lambda c, u, m: loop.call_soon_threadsafe(
-            self.messages.put_nowait, m)
-        self._client.connect_async(*BROKER)
-        self._client.loop_start()
-        await asyncio.wait_for(subscribed, 5)
-        return self
-
-    async def next(self, timeout: float = 5.0) -> tuple[str, dict]:
-        m = await asyncio.wait_for(self.messages.get(), timeout)
-        return m.topic, json.loads(m.payload)
-
-    async def stop(self) -> None:
-        self._client.disconnect()
-        await asyncio.get_running_loop().run_in_executor(None, self._client.loop_stop)
 
 
 @pytest.fixture

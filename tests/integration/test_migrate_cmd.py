@@ -5,31 +5,25 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
 
 import asyncpg
 import pytest
 
 from tests.support.daemon import ROOT
-
-URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+from tests.support.pg import TEST_DATABASE_URL, temporary_schema
 
 
 def _migrate(schema: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "REFINERYIQ_DATABASE__URL": URL, "REFINERYIQ_DATABASE__SCHEMA": schema}
+    env = {**os.environ, "REFINERYIQ_DATABASE__URL": TEST_DATABASE_URL,
+           "REFINERYIQ_DATABASE__SCHEMA": schema}
     return subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture
 async def schema():
-    name = f"t_migrate_{uuid.uuid4().hex[:8]}"
-    yield name
-    conn = await asyncpg.connect(URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
-    finally:
-        await conn.close()
+    async with temporary_schema("t_migrate") as name:
+        yield name
 
 
 async def test_migrate_creates_the_schema_and_loads_the_catalog_then_is_idempotent(schema):
@@ -39,7 +33,7 @@ async def test_migrate_creates_the_schema_and_loads_the_catalog_then_is_idempote
     second = _migrate(schema)
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stdout
-    conn = await asyncpg.connect(URL)
+    conn = await asyncpg.connect(TEST_DATABASE_URL)
     try:
         tags = await conn.fetchval(f'SELECT count(*) FROM "{schema}".process_tags')
         units = await conn.fetch(f'SELECT unit_id FROM "{schema}".process_units ORDER BY unit_id')

@@ -15,7 +15,6 @@ import uuid
 from pathlib import Path
 
 import numpy as np
-import paho.mqtt.client as paho
 import pytest
 
 from analytics.alarm_types import AlarmKind, AlarmState, AlarmTransition, Severity
@@ -24,44 +23,11 @@ from drivers.quality import Quality
 from gateway.catalog import Catalog
 from gateway.mqtt import MqttPublisher, MqttValuesConfig
 from gateway.settings import MqttSettings, load_plant
+from tests.support.mqtt import BROKER, Subscriber
 from tests.support.tcp_proxy import TcpProxy
 
-BROKER = ("127.0.0.1", 1883)
 REPO = Path(__file__).parents[2]
 CATALOG = Catalog.build(load_plant(REPO / "config" / "plant.toml"))
-
-
-class Subscriber:
-    """A plain paho subscriber whose messages arrive on an asyncio queue."""
-
-    def __init__(self, topic: str):
-        self.topic = topic
-        self.messages: asyncio.Queue[paho.MQTTMessage] = asyncio.Queue()
-        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                                   client_id=f"test-sub-{uuid.uuid4().hex[:8]}")
-
-    async def start(self) -> Subscriber:
-        loop = asyncio.get_running_loop()
-        subscribed = loop.create_future()
-        self._client.on_connect = lambda c, *_: c.subscribe(self.topic, qos=1)
-        self._client.on_subscribe = lambda *_: loop.call_soon_threadsafe(
-            lambda: subscribed.done() or subscribed.set_result(None))
-        self._client.on_message = lambda c, u, m: loop.call_soon_threadsafe(self.messages.put_nowait, m)
-        self._client.connect_async(*BROKER)
-        self._client.loop_start()
-        await asyncio.wait_for(subscribed, 5)
-        return self
-
-    async def next(self, timeout: float = 5.0) -> tuple[str, dict]:
-        m = await asyncio.wait_for(self.messages.get(), timeout)
-        return m.topic, json.loads(m.payload)
-
-    async def collect(self, count: int, timeout: float = 10.0) -> list[tuple[str, dict]]:
-        return [await self.next(timeout) for _ in range(count)]
-
-    async def stop(self) -> None:
-        self._client.disconnect()
-        await asyncio.get_running_loop().run_in_executor(None, self._client.loop_stop)
 
 
 def transitions(first_seq: int, count: int, tag_id: str = "TI-101") -> list[AlarmTransition]:

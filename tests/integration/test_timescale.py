@@ -6,17 +6,13 @@ with the reason shown in the pytest summary.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-
 import numpy as np
 import pytest
 
 from drivers.quality import Quality
 from gateway.store.postgres.migrate import migrate, timescale_available
-from gateway.store.postgres.writer import DatabaseWriter
 from tests.support.pg import *  # noqa: F403  (fixtures)
-from tests.support.pg import TEST_DATABASE_URL, scan
+from tests.support.pg import drain, scan
 
 pytestmark = pytest.mark.timescale
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z
@@ -74,18 +70,9 @@ async def test_rerunning_migrate_keeps_one_job_per_policy(ts_conn):
 async def test_hourly_aggregate_matches_a_hand_computation(ts_conn, store, catalog, pg_schema):
     for offset, value, quality in [(0, 10.0, Quality.GOOD), (600, 30.0, Quality.GOOD),
                                    (1200, 999.0, Quality.BAD), (1800, 20.0, Quality.GOOD)]:
-        last = await store.append(scan(np.array([0]), START + offset, np.array([value]),
-                                       np.array([quality], dtype=np.uint8)))
-    writer = DatabaseWriter(TEST_DATABASE_URL, store, catalog, "edge-test", 10, schema=pg_schema,
-                            timescale=True, idle_poll_s=0.02)
-    task = asyncio.create_task(writer.run())
-    try:
-        while store.forwarded_id < last:
-            await asyncio.sleep(0.02)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await store.append(scan(np.array([0]), START + offset, np.array([value]),
+                                np.array([quality], dtype=np.uint8)))
+    await drain(store, catalog, pg_schema, batch_rows=10, timescale=True)
     await ts_conn.execute("CALL refresh_continuous_aggregate('process_data_hourly', NULL, NULL)")
     row = await ts_conn.fetchrow("SELECT value_min, value_max, value_avg, value_last, samples "
                                  "FROM process_data_hourly")

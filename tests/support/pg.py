@@ -33,16 +33,25 @@ TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@1
 PLANT_FILE = Path(__file__).resolve().parents[2] / "config" / "plant.toml"
 
 
+@contextlib.asynccontextmanager
+async def temporary_schema(prefix: str = "test") -> AsyncIterator[str]:
+    """A unique schema name starting with ``prefix``; the schema (if created) is dropped on exit."""
+    schema = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    try:
+        yield schema
+    finally:
+        conn = await asyncpg.connect(TEST_DATABASE_URL)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
 @pytest.fixture
 async def pg_schema() -> AsyncIterator[str]:
     """A unique schema name; the schema (if created) is dropped after the test."""
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    yield schema
-    conn = await asyncpg.connect(TEST_DATABASE_URL)
-    try:
-        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await conn.close()
+    async with temporary_schema() as schema:
+        yield schema
 
 
 @pytest.fixture
@@ -92,10 +101,11 @@ def ramp_scans(tag_index: np.ndarray, start: float, count: int, period_s: float 
     return [scan(tag_index, start + j * period_s, 1000.0 * tag_index + j) for j in range(count)]
 
 
-async def drain(store: EmbeddedStore, catalog: Catalog, schema: str, batch_rows: int = 2) -> DatabaseWriter:
-    """Run a writer (plain back-end) until everything in ``store`` is forwarded."""
+async def drain(store: EmbeddedStore, catalog: Catalog, schema: str, batch_rows: int = 2,
+                timescale: bool = False) -> DatabaseWriter:
+    """Run a writer (plain back-end unless ``timescale``) until everything in ``store`` is forwarded."""
     writer = DatabaseWriter(TEST_DATABASE_URL, store, catalog, "edge-test", batch_rows, schema=schema,
-                            timescale=False, idle_poll_s=0.02)
+                            timescale=timescale, idle_poll_s=0.02)
     last = store.forwarded_id + store.backlog.batches  # ids are consecutive from 1
     task = asyncio.create_task(writer.run())
     try:
