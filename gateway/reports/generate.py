@@ -8,6 +8,7 @@ few hundred milliseconds) run in a worker thread, so the event loop never waits 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import os
 import time
 from collections.abc import Callable
@@ -18,16 +19,16 @@ from zoneinfo import ZoneInfo
 
 from gateway.catalog import Catalog
 from gateway.reports.build import build_report
-from gateway.reports.charts import render_charts
-from gateway.reports.html_render import render_html
 from gateway.reports.model import DailyReport, PlantDay, ReportFormat
-from gateway.reports.pdf_render import render_pdf
 from gateway.reports.sources import DayInputs, ReportSources
-from gateway.reports.xlsx_render import render_xlsx
 from gateway.settings import GatewaySettings
 
-RENDERERS: dict[ReportFormat, Callable[[DailyReport], bytes]] = {
-    ReportFormat.HTML: render_html, ReportFormat.PDF: render_pdf, ReportFormat.XLSX: render_xlsx}
+# Renderer modules by format, imported when a report is made: matplotlib, fpdf2 and openpyxl
+# cost tens of MB that a gateway which never renders should not carry.
+RENDERERS: dict[ReportFormat, tuple[str, str]] = {
+    ReportFormat.HTML: ("gateway.reports.html_render", "render_html"),
+    ReportFormat.PDF: ("gateway.reports.pdf_render", "render_pdf"),
+    ReportFormat.XLSX: ("gateway.reports.xlsx_render", "render_xlsx")}
 Progress = Callable[[str], None]
 
 
@@ -70,10 +71,14 @@ def build_and_render(inputs: DayInputs, day: PlantDay, until: float, generated_a
     progress("building sections")
     report = build_report(inputs, day, until, generated_at, catalog, settings.reports.targets,
                           settings.alarms, catalog.plant.name, settings.gateway_id, settings.site)
+    from gateway.reports.charts import render_charts
+
     progress("drawing charts")
     report.charts = render_charts(report, inputs)
     progress(f"rendering {fmt.value.upper()}")
-    return report, RENDERERS[fmt](report)
+    module, name = RENDERERS[fmt]
+    render: Callable[[DailyReport], bytes] = getattr(importlib.import_module(module), name)
+    return report, render(report)
 
 
 async def generate(sources: ReportSources, settings: GatewaySettings, catalog: Catalog,
