@@ -47,6 +47,38 @@ def choose_threshold(label: np.ndarray, probability: np.ndarray, min_precision: 
     return best[1]
 
 
+def fold_precision_bound(label: np.ndarray, probability: np.ndarray, fold_of_row: np.ndarray,
+                         threshold: float) -> float:
+    """Pooled precision at ``threshold`` minus its standard error across the CV folds.
+
+    The folds are independent groups of machines, so the spread of their precisions says how
+    far the precision on another set of machines may fall; dividing by sqrt(folds) gives the
+    standard error of the pooled estimate (a one-sigma lower bound).
+    """
+    alarm = probability >= threshold
+    pooled, _, _ = precision_recall(label, alarm)
+    folds = np.unique(fold_of_row)
+    per_fold = [precision_recall(label[fold_of_row == f], alarm[fold_of_row == f])[0] for f in folds]
+    spread = float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0
+    return pooled - spread / np.sqrt(max(len(per_fold), 1))
+
+
+def choose_threshold_cv(label: np.ndarray, probability: np.ndarray, fold_of_row: np.ndarray,
+                        min_precision: float) -> float:
+    """The lowest threshold whose out-of-fold precision, less its fold standard error, reaches
+    ``min_precision``: the margin comes from the CV fold variance instead of a fixed number.
+    With no feasible threshold, the one with the highest bound.
+    """
+    best = (-1.0, float(THRESHOLD_CANDIDATES[-1]))
+    for th in THRESHOLD_CANDIDATES:
+        bound = fold_precision_bound(label, probability, fold_of_row, float(th))
+        if bound >= min_precision:
+            return float(th)
+        if bound > best[0]:
+            best = (bound, float(th))
+    return best[1]
+
+
 def calibration_bins(label: np.ndarray, probability: np.ndarray) -> list[dict[str, float | int]]:
     """Equal-width bins of predicted probability with their observed failure frequency."""
     edges = np.linspace(0.0, 1.0, CALIBRATION_BINS + 1)

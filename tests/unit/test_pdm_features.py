@@ -104,3 +104,46 @@ def test_normalisation_makes_machine_ranges_comparable():
 def test_label_is_failure_within_the_horizon():
     t = np.array([0.0, 10.0, 20.0, 30.0]) * SECONDS_PER_HOUR
     assert fails_within(t, 30.0 * SECONDS_PER_HOUR, 15.0).tolist() == [False, False, True, True]
+
+
+def test_the_wear_index_is_the_mean_excess_of_the_symptoms():
+    t = np.arange(0, 10 * 3600.0, 600.0)
+    # Vibration +0.3, bearing +0.6, discharge -0.9 half-spans from mid: excesses 0.3, 0.6, 0.9.
+    values = np.tile([2.8, 57.5 + 0.6 * 17.5, 50.0, 165.0 - 0.9 * 15.0, 10000.0], (len(t), 1))
+    scaling = Scaling(np.array([2.5, 57.5, 50.0, 165.0, 10000.0]), np.array([1.0, 17.5, 5.0, 15.0, 200.0]))
+    row = feature_matrix(EquipmentType.PUMP, t, values, scaling)[-1]
+    names = feature_names(EquipmentType.PUMP)
+    assert row[names.index("wear_index.last")] == pytest.approx(0.6)
+    assert row[names.index("log_excess_wear_index.last")] == pytest.approx(np.log(0.6))
+
+
+def test_a_valve_that_stops_following_its_demand_shows_a_wider_error_spread():
+    t = np.arange(0, 72 * 3600.0, 600.0)
+    demand = 50.0 + 4.0 * np.sin(2 * np.pi * t / 86400.0)
+    feed = np.full(len(t), 1000.0)
+    scaling = Scaling(np.array([50.0, 50.0, 1000.0]), np.array([20.0, 20.0, 100.0]))
+    names = feature_names(EquipmentType.VALVE)
+    following = feature_matrix(EquipmentType.VALVE, t, np.column_stack([demand, demand, feed]), scaling)[-1]
+    stuck = feature_matrix(EquipmentType.VALVE, t, np.column_stack([np.full(len(t), 50.0), demand, feed]),
+                           scaling)[-1]
+    spread = names.index("error_spread.last")
+    assert following[spread] == pytest.approx(0.0, abs=1e-9)
+    assert stuck[spread] == pytest.approx(4.0 / np.sqrt(2) / 20.0, rel=0.02)
+
+
+def test_history_window_covers_windows_over_windowed_channels():
+    from analytics.pdm.features import HISTORY_H, SLOPE_WINDOWS_H, SMOOTH_H, SPREAD_H
+    assert HISTORY_H >= max(SLOPE_WINDOWS_H) + SMOOTH_H + SPREAD_H
+
+
+def test_live_valve_features_equal_the_training_row():
+    run = run_to_failure("VALVE", seed=1, dt=1800.0, healthy_h=80.0, wear_h=60.0)
+    signals = model_signals(PLANT, run.equipment_id, EquipmentType.VALVE)
+    values = run.values[:, [run.tag_ids.index(s.tag_id) for s in signals]]
+    scaling = Scaling.of(signals)
+    training = feature_matrix(EquipmentType.VALVE, run.time_s, values, scaling)
+    from analytics.pdm.features import HISTORY_H
+    k = len(run.time_s) - 2
+    first = int(np.searchsorted(run.time_s, run.time_s[k] - HISTORY_H * SECONDS_PER_HOUR, side="left"))
+    live = latest_features(EquipmentType.VALVE, run.time_s[first:k + 1], values[first:k + 1], scaling)
+    np.testing.assert_allclose(live, training[k], rtol=1e-6, atol=1e-8)
