@@ -50,8 +50,10 @@ ensure_postgres
 ensure_mosquitto
 ensure_chromium
 
-args=(-m "not slow")
-if [ "${1:-}" = "--long" ]; then args=(); fi
+# Two workers, one test file each: most tests wait on daemons and servers, so this halves the
+# wall time on 2 cores; files keep their module-scoped daemons.
+args=(-n 2 --dist loadfile -m "not slow")
+if [ "${1:-}" = "--long" ]; then args=(-m "slow or not slow"); fi
 
 set +e
 "$BIN/python" -m pytest "${args[@]}" tests

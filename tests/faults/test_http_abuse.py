@@ -25,7 +25,7 @@ pytestmark = pytest.mark.faults
 
 PASSWORD = "correct horse battery"
 BAD_LOGINS = 1000
-WARM_UP_LOGINS = 100
+WARM_UP_LOGINS = 1000  # a first flood: allocator arenas and caches settle before measuring
 FLOOD_THREADS = 8
 # Resident memory the flood may add: allocator noise, not a table growing with each attempt.
 MAX_RSS_GROWTH_BYTES = 8 * 1024 * 1024
