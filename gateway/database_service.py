@@ -66,7 +66,7 @@ class DatabaseService:
         """Forward the last scans (the supervisor has cancelled the writer by now) within
         FLUSH_TIMEOUT_S; whatever is not committed stays in the embedded store for the next
         start."""
-        if self.writer is not None and self.writer.store.backlog.values:
+        if self.writer is not None:
             await self.writer.flush(FLUSH_TIMEOUT_S)
 
     def health(self) -> dict[str, Any]:

@@ -206,7 +206,9 @@ class Pipeline:
     async def _accept(self, batches: list[Batch]) -> None:
         while True:
             try:
-                await self.store.append_many(batches)
+                # Shielded: a shutdown that cancels this task must not interrupt the store's
+                # bookkeeping of a write its thread commits anyway.
+                await asyncio.shield(self.store.append_many(batches))
                 break
             except Exception as exc:  # disk full, read-only state dir: keep the scans queued
                 self.store_errors += 1
