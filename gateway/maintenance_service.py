@@ -20,8 +20,10 @@ service), persisted in ``maintenance.sqlite`` so they are served again after a r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import sqlite3
 import sys
 import time
@@ -219,7 +221,8 @@ class MaintenanceService:
                  dt_s=self.settings.train_dt_s, out=str(self.models_dir))
         started = time.monotonic()
         proc = await asyncio.create_subprocess_exec(
-            *self.train_command(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            *self.train_command(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)  # its own process group: its workers are stopped with it
         try:
             os.setpriority(os.PRIO_PROCESS, proc.pid, TRAIN_NICE)  # its workers inherit it
         except OSError:
@@ -229,9 +232,11 @@ class MaintenanceService:
                                  self._log_output(proc.stderr, progress=True))
             code = await proc.wait()
         except asyncio.CancelledError:
-            if proc.returncode is None:
-                proc.kill()
-                await proc.wait()
+            # Kill the whole group: worker processes hold the output pipes open, and the
+            # child is not "finished" for asyncio until every pipe is closed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
             raise
         if code != 0:
             self.training = TrainingState.FAILED
@@ -328,10 +333,10 @@ class MaintenanceService:
                 unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: {exc}"
                 continue
             series = {}
-            for signal in signals:
-                if signal.tag_id not in self.catalog.index:
+            for sig in signals:
+                if sig.tag_id not in self.catalog.index:
                     break
-                series[signal.tag_id] = await self._good_samples(signal.tag_id, model, now)
+                series[sig.tag_id] = await self._good_samples(sig.tag_id, model, now)
             if len(series) < len(signals):
                 unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: not in the catalog"
                 continue
