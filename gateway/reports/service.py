@@ -23,7 +23,7 @@ from gateway.reports.generate import (
     plant_zone,
     write_atomically,
 )
-from gateway.reports.model import ReportFormat
+from gateway.reports.model import PlantDay, ReportFormat
 from gateway.reports.sources import ReportSources
 
 if TYPE_CHECKING:
@@ -144,11 +144,19 @@ class ReportService:
         return any(not (self.out_dir / f"{FILE_PREFIX}{yesterday.isoformat()}.{f}").exists()
                    for f in settings.reports.formats)
 
+    async def _yesterday_has_data(self) -> bool:
+        """A catch-up report is worth rendering (seconds of CPU at start-up) only for a day
+        the gateway has data of: a new installation has no "yesterday"."""
+        zone = plant_zone(self._gateway.settings)
+        yesterday = datetime.fromtimestamp(self.clock(), zone).date() - timedelta(days=1)
+        day = PlantDay.of(yesterday, zone)
+        return await self._gateway.store.count_values(day.start, day.end) > 0
+
     async def run_forever(self) -> None:
         """Catch up a missed run, then run every day at ``reports.daily_at``."""
         settings = self._gateway.settings
         zone = plant_zone(settings)
-        if await asyncio.to_thread(self._missed):
+        if await asyncio.to_thread(self._missed) and await self._yesterday_has_data():
             await self.run_scheduled()
         while True:
             due = next_run(self.clock(), settings.reports.daily_at, zone)
