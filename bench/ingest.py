@@ -149,7 +149,9 @@ async def gateway_phase(protocol: str, port: int, tags: int, interval_ms: int, s
 
     plant = load_plant(ROOT / "config/plant.toml")
     catalog = Catalog.build(plant, tags)
-    device = ({"id": "dev", "protocol": "modbus", "host": "127.0.0.1", "port": port, "timeout_s": 2.0}
+    # Four connections, as the best raw figure uses (the device default is 2: real PLCs accept few).
+    device = ({"id": "dev", "protocol": "modbus", "host": "127.0.0.1", "port": port, "timeout_s": 2.0,
+               "max_concurrent": 4}
               if protocol == "modbus" else
               {"id": "dev", "protocol": "opcua", "endpoint": f"opc.tcp://127.0.0.1:{port}", "timeout_s": 10.0})
     settings = GatewaySettings(devices=[device], scan_groups=[{
