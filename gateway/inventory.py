@@ -116,6 +116,9 @@ class InventoryStore:
         self.path = path
         self.clock = clock
         self._db: SqliteThread | None = None
+        # The daemon is the file's only writer, so the listing is kept until a write changes it:
+        # dashboards poll it far more often than anyone edits the inventory.
+        self._listing: list[StockItem] | None = None
 
     async def open(self, seed: Iterable[InventoryItem] = ()) -> None:
         """Open (creating if needed) and seed with ``seed`` if this file was never seeded."""
@@ -164,9 +167,11 @@ class InventoryStore:
 
     async def list(self) -> list[StockItem]:
         """Every item, by id."""
-        rows = await self._conn().call(lambda conn: conn.execute(
-            f"SELECT {', '.join(_COLUMNS)} FROM inventory ORDER BY id").fetchall())
-        return [StockItem.from_row(r) for r in rows]
+        if self._listing is None:
+            rows = await self._conn().call(lambda conn: conn.execute(
+                f"SELECT {', '.join(_COLUMNS)} FROM inventory ORDER BY id").fetchall())
+            self._listing = [StockItem.from_row(r) for r in rows]
+        return list(self._listing)
 
     async def get(self, item_id: int) -> StockItem:
         """One item; ItemNotFound for an unknown id."""
@@ -193,7 +198,9 @@ class InventoryStore:
                 raise DuplicateSku(f"sku '{row['sku']}' already exists") from None
             return int(cur.lastrowid)
 
-        return await self.get(await self._conn().transaction(insert))
+        item_id = await self._conn().transaction(insert)
+        self._listing = None
+        return await self.get(item_id)
 
     async def update(self, item_id: int, fields: dict[str, Any],
                      status: StockStatus | None = None) -> StockItem:
@@ -213,7 +220,9 @@ class InventoryStore:
                 raise DuplicateSku(f"sku '{row['sku']}' already exists") from None
             return cur.rowcount
 
-        if not await self._conn().transaction(write):
+        changed = await self._conn().transaction(write)
+        self._listing = None
+        if not changed:
             raise ItemNotFound(f"no inventory item with id {item_id}")
         return await self.get(item_id)
 
@@ -222,6 +231,7 @@ class InventoryStore:
         current = await self.get(item_id)
         deleted = await self._conn().transaction(lambda conn: conn.execute(
             "DELETE FROM inventory WHERE id = ?", (item_id,)).rowcount)
+        self._listing = None
         if not deleted:
             raise ItemNotFound(f"no inventory item with id {item_id}")
         return current
