@@ -12,8 +12,8 @@ import uuid
 import paho.mqtt.client as paho
 import pytest
 
-from gateway.users import USERS_FILE, Role, UserStore
-from tests.support.daemon import DaemonProcess, post_json
+from gateway.users import Role
+from tests.support.daemon import DaemonProcess, post_json, state_with_users
 
 GATEWAY_ID = "edge-e2e"
 PASSWORD = "correct horse battery"
@@ -63,14 +63,8 @@ def recorder(site):
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, site, recorder):
-    state = tmp_path_factory.mktemp("alarms") / "state"
-    state.mkdir()
-
-    async def add_operator() -> None:
-        async with UserStore(state / USERS_FILE) as users:
-            await users.add("ana", PASSWORD, Role.OPERATOR)
-
-    asyncio.run(add_operator())
+    state = state_with_users(tmp_path_factory.mktemp("alarms") / "state", PASSWORD,
+                             {"ana": Role.OPERATOR})
     d = DaemonProcess(state, env={
         "REFINERYIQ_MQTT__HOST": "127.0.0.1", "REFINERYIQ_SITE": site,
         "REFINERYIQ_GATEWAY_ID": GATEWAY_ID,

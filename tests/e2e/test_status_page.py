@@ -22,8 +22,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.users import USERS_FILE, Role, UserStore
-from tests.support.daemon import ROOT, DaemonProcess, post_json
+from gateway.users import Role
+from tests.support.daemon import ROOT, DaemonProcess, post_json, state_with_users
 
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
@@ -168,14 +168,8 @@ def chromium() -> str:
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, chromium):
-    state = tmp_path_factory.mktemp("status-page") / "state"
-    state.mkdir()
-
-    async def add_operator() -> None:
-        async with UserStore(state / USERS_FILE) as users:
-            await users.add(OPERATOR, PASSWORD, Role.OPERATOR)
-
-    asyncio.run(add_operator())
+    state = state_with_users(tmp_path_factory.mktemp("status-page") / "state", PASSWORD,
+                             {OPERATOR: Role.OPERATOR})
     d = DaemonProcess(state, env={"REFINERYIQ_OPCUA_SERVER__PORT": "0",
                                   "REFINERYIQ_ALARMS__BAD_QUALITY_DELAY_S": "1",
                                   "REFINERYIQ_ANALYTICS__FIRST_RUN_DELAY_S": "1"}).start()

@@ -9,7 +9,6 @@ fuzz budget in the default run.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.request
 from collections import Counter
@@ -17,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gateway.users import USERS_FILE, Role, UserStore
-from tests.support.daemon import DaemonProcess
+from gateway.users import Role
+from tests.support.daemon import DaemonProcess, state_with_users
 from tests.support.faults import post_json, process_use
 
 pytestmark = pytest.mark.faults
@@ -35,14 +34,8 @@ FUZZ_SKIPPED_PATHS = ("/api/stream", "/api/auth/logout")
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    state = tmp_path_factory.mktemp("http-abuse") / "state"
-    state.mkdir()
-
-    async def add_user() -> None:
-        async with UserStore(state / USERS_FILE) as users:
-            await users.add("sofia", PASSWORD, Role.SUPERVISOR)
-
-    asyncio.run(add_user())
+    state = state_with_users(tmp_path_factory.mktemp("http-abuse") / "state", PASSWORD,
+                             {"sofia": Role.SUPERVISOR})
     d = DaemonProcess(state, env={"REFINERYIQ_OPCUA_SERVER__ENABLED": "false"}).start()
     d.wait_healthy(90)
     yield d

@@ -6,7 +6,6 @@ One daemon for the module (``refineryiq run --simulate``), analytics every 2 s.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.error
 import urllib.request
@@ -14,8 +13,8 @@ from datetime import datetime
 
 import pytest
 
-from gateway.users import USERS_FILE, Role, UserStore
-from tests.support.daemon import DaemonProcess
+from gateway.users import Role
+from tests.support.daemon import DaemonProcess, state_with_users
 
 PASSWORD = "correct horse battery"
 USERS = {"vera": Role.VIEWER, "oscar": Role.OPERATOR, "sofia": Role.SUPERVISOR}
@@ -23,15 +22,8 @@ USERS = {"vera": Role.VIEWER, "oscar": Role.OPERATOR, "sofia": Role.SUPERVISOR}
 
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory):
-    state = tmp_path_factory.mktemp("seedapi") / "state"
-    state.mkdir()
-
-    async def add_users() -> None:
-        async with UserStore(state / USERS_FILE) as users:
-            for name, role in USERS.items():
-                await users.add(name, PASSWORD, role)
-
-    asyncio.run(add_users())
+    state = state_with_users(tmp_path_factory.mktemp("seedapi") / "state", PASSWORD,
+                             USERS)
     d = DaemonProcess(state, env={"REFINERYIQ_ANALYTICS__KPI_INTERVAL_S": "2",
                                   "REFINERYIQ_ANALYTICS__FIRST_RUN_DELAY_S": "1",
                                   "REFINERYIQ_ALARMS__BAD_QUALITY_DELAY_S": "1"}).start()

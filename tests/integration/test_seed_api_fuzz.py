@@ -8,7 +8,6 @@ would revoke the fuzzer's token, so both are left out.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import urllib.request
 
@@ -18,8 +17,8 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from gateway.users import USERS_FILE, Role, UserStore
-from tests.support.daemon import DaemonProcess
+from gateway.users import Role
+from tests.support.daemon import DaemonProcess, state_with_users
 
 PASSWORD = "correct horse battery"
 EXAMPLES_PER_OPERATION = 8
@@ -28,14 +27,8 @@ SKIPPED_PATHS = ("/api/stream", "/api/auth/logout")
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory):
-    state = tmp_path_factory.mktemp("fuzz") / "state"
-    state.mkdir()
-
-    async def add_user() -> None:
-        async with UserStore(state / USERS_FILE) as users:
-            await users.add("sofia", PASSWORD, Role.SUPERVISOR)
-
-    asyncio.run(add_user())
+    state = state_with_users(tmp_path_factory.mktemp("fuzz") / "state", PASSWORD,
+                             {"sofia": Role.SUPERVISOR})
     d = DaemonProcess(state, env={"REFINERYIQ_ANALYTICS__KPI_INTERVAL_S": "2",
                                   "REFINERYIQ_ANALYTICS__FIRST_RUN_DELAY_S": "1"}).start()
     d.wait_healthy(timeout=90)

@@ -125,3 +125,20 @@ class DaemonProcess:
             return self.log_path.read_text(errors="replace")
         except OSError:
             return ""
+
+
+def state_with_users(state_dir: Path, password: str, users: dict[str, object]) -> Path:
+    """Create ``state_dir`` holding API users ({name: Role}) before a daemon starts on it."""
+    import asyncio
+
+    from gateway.users import USERS_FILE, UserStore
+
+    state_dir.mkdir(parents=True, exist_ok=True)
+
+    async def add() -> None:
+        async with UserStore(state_dir / USERS_FILE) as store:
+            for name, role in users.items():
+                await store.add(name, password, role)
+
+    asyncio.run(add())
+    return state_dir
