@@ -17,8 +17,9 @@ operation stays inside ``normal_min..normal_max``, plus a daily cycle. Couplings
 drives its pumps' motor currents, its power (``kWh/bbl * feed / 24``, kWh/bbl a little under
 the unit's benchmark) and its product flows (98-100 % of feed in total); a furnace's hidden
 duty follows the feed and drives the outlet and tube-skin temperatures; exchanger outlet =
-inlet + a temperature rise that fouling reduces; a valve position follows its demand with a
-lag and a stiction band; tank levels integrate their in/out flows and turn around between
+inlet + a temperature rise that fouling reduces; a valve's demand is its controller's output
+(daily course plus the process disturbance, no instrument noise) and its position follows the
+demand with a lag and a stiction band (position transmitter noise, no disturbance); tank levels integrate their in/out flows and turn around between
 about 20 % and 85 %. Wear (see :mod:`simulator.degradation`) raises vibration, bearing
 temperature and motor current and lowers discharge pressure of pumps and compressors, raises
 furnace tube-skin temperature, fouls exchangers and makes valves sticky; a failure stops the
@@ -214,6 +215,12 @@ class PlantModel:
         np.add(self._pv, self._drift, out=measured)
         measured += self.physics.noise * noise[:n]
         measured[self.status_tags] = self._pv[self.status_tags]
+        # A valve demand is the controller's output, a computed value: the process disturbance
+        # is in it (the controller answers the process) and no instrument noise. The position
+        # transmitter reads the stem: its own noise, and no process disturbance.
+        pos, dem = self.valve_pos, self._valve_dem
+        measured[dem] = self._pv[dem] + self._drift[dem]
+        measured[pos] = self._pv[pos] + self.physics.noise[pos] * noise[pos]
         self.tanks.step(dt, self._pv, measured, noise[: len(self.tanks.level_index)])
         np.clip(measured, self.catalog.instrument_min, self.catalog.instrument_max, out=measured)
         self._publish()
@@ -278,7 +285,8 @@ class PlantModel:
             return
         pos, dem = self.valve_pos, self._valve_dem
         eq = self.physics.equipment[pos]
-        error = self._pv[dem] - self._valve_state
+        # The controller's output: the demand's daily course plus the process disturbance it answers.
+        error = self._pv[dem] + self._drift[dem] - self._valve_state
         band = 0.2 + 8.0 * damage[eq]
         tau = self.physics.tau_s[pos] * (1.0 + 5.0 * damage[eq])
         move = np.where((np.abs(error) > band) & ~failed[eq], error * -np.expm1(-dt / tau), 0.0)

@@ -30,53 +30,43 @@ def precision_recall(label: np.ndarray, alarm: np.ndarray) -> tuple[float, float
     return precision, recall, f1
 
 
-def choose_threshold(label: np.ndarray, probability: np.ndarray, min_precision: float) -> float:
-    """The lowest threshold (most recall) whose precision reaches ``min_precision``.
+def fold_bounds(label: np.ndarray, probability: np.ndarray, fold_of_row: np.ndarray,
+                threshold: float) -> tuple[float, float]:
+    """Pooled precision and recall at ``threshold``, each minus its standard error across folds.
 
-    Meant for out-of-fold probabilities of a grouped cross-validation over many runs, where
-    the precision curve is stable enough to go to the edge of the feasible set (the caller
-    adds a margin for the run-to-run spread). With no feasible threshold, the F1 optimum.
-    """
-    best = (-1.0, 0.5)
-    for th in THRESHOLD_CANDIDATES:
-        precision, _, f1 = precision_recall(label, probability >= th)
-        if precision >= min_precision:
-            return float(th)
-        if f1 > best[0]:
-            best = (f1, float(th))
-    return best[1]
-
-
-def fold_precision_bound(label: np.ndarray, probability: np.ndarray, fold_of_row: np.ndarray,
-                         threshold: float) -> float:
-    """Pooled precision at ``threshold`` minus its standard error across the CV folds.
-
-    The folds are independent groups of machines, so the spread of their precisions says how
-    far the precision on another set of machines may fall; dividing by sqrt(folds) gives the
-    standard error of the pooled estimate (a one-sigma lower bound).
+    The folds are independent groups of machines, so the spread of their precisions (recalls)
+    says how far the figure on another set of machines may fall; dividing the spread by
+    sqrt(folds) gives the standard error of the pooled estimate (a one-sigma lower bound).
     """
     alarm = probability >= threshold
-    pooled, _, _ = precision_recall(label, alarm)
+    pooled_p, pooled_r, _ = precision_recall(label, alarm)
     folds = np.unique(fold_of_row)
-    per_fold = [precision_recall(label[fold_of_row == f], alarm[fold_of_row == f])[0] for f in folds]
-    spread = float(np.std(per_fold, ddof=1)) if len(per_fold) > 1 else 0.0
-    return pooled - spread / np.sqrt(max(len(per_fold), 1))
+    per_fold = np.array([precision_recall(label[fold_of_row == f], alarm[fold_of_row == f])[:2]
+                         for f in folds]).reshape(-1, 2)
+    if len(per_fold) < 2:
+        return pooled_p, pooled_r
+    spread = per_fold.std(axis=0, ddof=1) / np.sqrt(len(per_fold))
+    return pooled_p - float(spread[0]), pooled_r - float(spread[1])
 
 
 def choose_threshold_cv(label: np.ndarray, probability: np.ndarray, fold_of_row: np.ndarray,
-                        min_precision: float) -> float:
-    """The lowest threshold whose out-of-fold precision, less its fold standard error, reaches
-    ``min_precision``: the margin comes from the CV fold variance instead of a fixed number.
-    With no feasible threshold, the one with the highest bound.
+                        min_precision: float, min_recall: float) -> tuple[float, float]:
+    """The threshold that puts the operating point deepest inside both targets.
+
+    For each candidate, the margins of the out-of-fold precision and recall bounds (see
+    :func:`fold_bounds`) over ``min_precision`` and ``min_recall``; the threshold whose smaller
+    margin is largest wins (the lowest such threshold on a tie). A threshold at the edge of one
+    target (the lowest that reaches the precision, say) meets it on another set of machines
+    only half the time; the balanced point leaves both targets the same room. Returns the
+    threshold and its smaller margin (negative when no threshold meets both in CV).
     """
-    best = (-1.0, float(THRESHOLD_CANDIDATES[-1]))
+    best = (-np.inf, float(THRESHOLD_CANDIDATES[-1]))
     for th in THRESHOLD_CANDIDATES:
-        bound = fold_precision_bound(label, probability, fold_of_row, float(th))
-        if bound >= min_precision:
-            return float(th)
-        if bound > best[0]:
-            best = (bound, float(th))
-    return best[1]
+        precision, recall = fold_bounds(label, probability, fold_of_row, float(th))
+        margin = min(precision - min_precision, recall - min_recall)
+        if margin > best[0] + 1e-12:
+            best = (margin, float(th))
+    return best[1], float(best[0])
 
 
 def calibration_bins(label: np.ndarray, probability: np.ndarray) -> list[dict[str, float | int]]:

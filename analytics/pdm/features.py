@@ -34,10 +34,9 @@ STD_WINDOWS_H = (1.0, 6.0)
 SLOPE_WINDOWS_H = (6.0, 24.0, 48.0)
 # A symptom's excess is averaged over this window before the log (the log of noise is unusable).
 SMOOTH_H = 6.0
-# A sticking valve moves in jumps as wide as its stiction band and, once the band is wider
-# than the demand's daily swing, not at all: the spread of position minus demand over a whole
-# daily cycle grows with the band, while its mean and the hourly spread stay lost in the drift
-# of the two instruments.
+# A sticking valve holds until its demand has moved past the stiction band, then jumps: the
+# position error (position minus demand) wanders inside the band, so its spread over a day
+# grows with the band while the position transmitter's noise sets the healthy floor.
 SPREAD_H = 24.0
 # How much history inference needs for fully formed features: the longest window over a
 # channel that is itself windowed (the smoothed excess of the valve error spread).
@@ -87,7 +86,7 @@ FAILURE_EXCESS: dict[EquipmentType, dict[str, float]] = {
                                WEAR_INDEX: 2.1},
     EquipmentType.FURNACE: {"tube_skin": 2.8, "skin_minus_outlet": 2.8, WEAR_INDEX: 2.8},
     EquipmentType.EXCHANGER: {"fouling": 0.46},
-    EquipmentType.VALVE: {"error_spread": 0.2},
+    EquipmentType.VALVE: {"error_spread": 0.09},
 }
 MAX_HOURS_TO_LIMIT = 1000.0
 # Level and growth rate of the extrapolation: the 48 h slope, because the wear process itself

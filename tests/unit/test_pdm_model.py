@@ -11,7 +11,7 @@ import pytest
 from analytics.pdm.card import read_card
 from analytics.pdm.contributions import decompose
 from analytics.pdm.dataset import CV_FOLDS, Rows, SplitName, cv_folds, rows_of, split_runs
-from analytics.pdm.evaluate import choose_threshold, evaluate
+from analytics.pdm.evaluate import evaluate
 from analytics.pdm.features import feature_names
 from analytics.pdm.model import TrainOptions, save, train_type
 from analytics.pdm.predict import Direction, PredictionLevel, load_models, predict_equipment
@@ -60,14 +60,6 @@ def test_cv_folds_partition_the_training_runs_by_run():
 
 def test_cv_folds_shrink_to_the_number_of_training_runs():
     assert cv_folds([7, 3]) == [[3], [7]]
-
-
-def test_threshold_is_the_lowest_reaching_the_precision():
-    label = np.array([False, False, True, True, True, False])
-    probability = np.array([0.1, 0.35, 0.4, 0.6, 0.9, 0.5])
-    # At 0.36: alarms 0.4, 0.5, 0.6, 0.9 → precision 3/4; at 0.51: 3/3.
-    assert choose_threshold(label, probability, 0.75) == pytest.approx(0.36)
-    assert choose_threshold(label, probability, 0.9) == pytest.approx(0.51)
 
 
 def test_threshold_comes_from_out_of_fold_predictions_of_train_runs_only(saved, trained, histories):

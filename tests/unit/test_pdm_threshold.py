@@ -1,11 +1,12 @@
-"""The decision threshold: a precision margin taken from the spread of the CV folds."""
+"""The decision threshold: the operating point deepest inside both targets, with margins taken
+from the spread of the CV folds."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from analytics.pdm.evaluate import choose_threshold, choose_threshold_cv, fold_precision_bound
+from analytics.pdm.evaluate import choose_threshold_cv, fold_bounds
 
 
 def _two_folds(precision_b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -17,30 +18,53 @@ def _two_folds(precision_b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return label, probability, fold
 
 
-def test_equal_folds_give_the_pooled_precision_as_the_bound():
+def test_equal_folds_give_the_pooled_figures_as_the_bounds():
     label, probability, fold = _two_folds(1.0)
-    assert fold_precision_bound(label, probability, fold, 0.5) == pytest.approx(1.0)
+    assert fold_bounds(label, probability, fold, 0.5) == pytest.approx((1.0, 1.0))
 
 
 def test_spread_between_folds_lowers_the_bound_by_its_standard_error():
     label, probability, fold = _two_folds(0.6)
-    # Pooled 16/20 = 0.8; fold precisions 1.0 and 0.6: std (ddof 1) 0.283, / sqrt(2) = 0.2.
-    assert fold_precision_bound(label, probability, fold, 0.5) == pytest.approx(0.6)
+    # Pooled precision 16/20 = 0.8; fold precisions 1.0 and 0.6: std (ddof 1) 0.283, / sqrt(2)
+    # = 0.2. Every true row is alarmed in both folds: recall 1.0 with no spread.
+    assert fold_bounds(label, probability, fold, 0.5) == pytest.approx((0.6, 1.0))
 
 
-def test_a_threshold_that_only_the_pooled_precision_reaches_is_not_chosen():
+def _ladder() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two identical folds. Per fold: 10 failing rows at 0.95, 0.85, ..., 0.05 and 10 healthy
+    rows at 0.45, 0.35, 0.25, 0.15, 0.05 (two each)."""
+    true_p = np.round(np.arange(0.95, 0.0, -0.1), 2)
+    false_p = np.repeat(np.round(np.arange(0.45, 0.0, -0.1), 2), 2)
+    one = (np.r_[np.ones(10, bool), np.zeros(10, bool)], np.r_[true_p, false_p])
+    label = np.r_[one[0], one[0]]
+    probability = np.r_[one[1], one[1]]
+    return label, probability, np.repeat([0, 1], 20)
+
+
+def test_the_threshold_balances_the_two_margins():
+    label, probability, fold = _ladder()
+    # Thresholds 0.36-0.45 alarm the rows >= 0.45: 6 true + 2 false → precision 0.75, recall 0.6;
+    # 0.26-0.35: 7 + 4 → 0.64 / 0.7; 0.16-0.25: 8 + 6 → 0.57 / 0.8; 0.06-0.15: 9 + 8 → 0.53 / 0.9.
+    # Targets 0.5 / 0.6: smaller margins 0.0, 0.1, 0.07, 0.03 → the 0.26-0.35 band wins, and
+    # its lowest threshold is 0.26.
+    threshold, margin = choose_threshold_cv(label, probability, fold, 0.5, 0.6)
+    assert threshold == pytest.approx(0.26)
+    assert margin == pytest.approx(min(7 / 11 - 0.5, 0.7 - 0.6))
+
+
+def test_a_recall_target_out_of_reach_gives_a_negative_margin():
+    label, probability, fold = _ladder()
+    threshold, margin = choose_threshold_cv(label, probability, fold, 0.9, 0.9)
+    assert margin < 0
+    assert 0.1 <= threshold <= 0.9
+
+
+def test_disagreeing_folds_move_the_threshold_to_where_they_agree():
     # Fold 0: ten true rows (five at 0.3, five at 0.6). Fold 1: five true rows at 0.6, and at
     # 0.3 one true and four false alarms. At 0.3 the pooled precision is 16/20 = 0.8 but the
-    # folds disagree (1.0 vs 0.6, bound 0.6); above 0.3 both folds are exact.
+    # folds disagree (1.0 vs 0.6, bound 0.6); above 0.3 precision is exact and recall 10/16.
     probability = np.array([0.3] * 5 + [0.6] * 5 + [0.3] * 5 + [0.6] * 5)
     label = np.array([True] * 10 + [True] + [False] * 4 + [True] * 5)
     fold = np.repeat([0, 1], 10)
-    assert choose_threshold(label, probability, 0.75) == pytest.approx(0.10)
-    assert choose_threshold_cv(label, probability, fold, 0.75) == pytest.approx(0.31)
-
-
-def test_with_no_feasible_threshold_the_highest_bound_is_chosen():
-    label = np.array([False, True, False, True])
-    probability = np.array([0.95, 0.2, 0.95, 0.2])
-    fold = np.array([0, 0, 1, 1])
-    assert 0.1 <= choose_threshold_cv(label, probability, fold, 0.8) <= 0.9
+    threshold, _ = choose_threshold_cv(label, probability, fold, 0.75, 0.5)
+    assert threshold == pytest.approx(0.31)

@@ -141,6 +141,32 @@ def test_valve_position_follows_demand_with_a_lag(catalog):
     assert float(np.mean(gaps)) < 3.0
 
 
+def _valve_errors(model: PlantModel, steps: int, dt: float) -> np.ndarray:
+    errors = []
+    for _ in range(steps):
+        model.step(dt)
+        errors.append(model.value("ZI-401") - model.value("ZC-401"))
+    return np.array(errors)
+
+
+def test_a_healthy_valve_tracks_its_controller_output_to_the_transmitter_noise(catalog):
+    # The demand (controller output) carries the process disturbance and no instrument noise;
+    # the valve follows it, so position minus demand is the stem transmitter's noise (0.25 %)
+    # plus the healthy stiction band (0.2 %).
+    errors = _valve_errors(PlantModel(catalog, seed=4), 2000, 60.0)
+    assert float(np.std(errors)) < 0.4
+    assert float(np.max(np.abs(errors))) < 1.5
+
+
+def test_a_sticking_valve_lags_its_moving_demand_by_up_to_its_band(catalog):
+    model = PlantModel(catalog, seed=4)
+    model.degrade("VALVE-401", 0.5)  # band 0.2 + 8 * 0.5 = 4.2 % of stroke
+    model.degradation.growth[model.equipment_index("VALVE-401")] = 0.0  # hold the damage
+    errors = _valve_errors(model, 2000, 60.0)
+    assert float(np.std(errors)) > 1.0
+    assert float(np.max(np.abs(errors))) < 4.2 + 1.5
+
+
 def test_furnace_outlet_follows_the_feed_after_a_trip(catalog):
     model = PlantModel(catalog, seed=1)
     model.degrade("FURNACE-100", 0.0)
