@@ -143,6 +143,7 @@ class OpcUaDriver:
         client.connection_lost_callback = self._lost_callback(client)
         try:
             await self._read_operation_limits(client)
+            await self._resolve_namespaces(client)
             for subscription in self._subscriptions.values():
                 await subscription.create(client.uaclient, self.max_items_per_call)
         except BaseException:
@@ -152,6 +153,17 @@ class OpcUaDriver:
         self.stats.connected = True
         self.stats.connects += 1
         _log.info("device %s: connected to %s", self.device_id, self.device.endpoint)
+
+    async def _resolve_namespaces(self, client: Client) -> None:
+        """Map ``nsu=`` node ids to this server's namespace indices (read at every connect)."""
+        if not any(nodes.namespace_uris for nodes in self._groups.values()):
+            return
+        namespace_array = await client.get_namespace_array()
+        for group_id, nodes in self._groups.items():
+            unknown = nodes.resolve_namespaces(namespace_array)
+            if unknown:
+                _log.warning("device %s group %s: the server has no namespace %s; those tags read bad",
+                             self.device_id, group_id, ", ".join(unknown))
 
     async def _read_operation_limits(self, client: Client) -> None:
         """Take MaxNodesPerRead / MaxMonitoredItemsPerCall from the server unless configured."""

@@ -244,6 +244,29 @@ async def test_unknown_node_is_bad_and_the_rest_of_the_group_still_good(plant_se
     assert driver.stats.bad_values[Reason.DEVICE_BAD] == 1
 
 
+async def test_namespace_uris_resolve_to_the_servers_index(plant_server, make_driver):
+    # The server registers the plant namespace at index 2; the configuration names it by URI.
+    tags = [tag("TI-306", f"nsu={OPCUA_NAMESPACE_URI};s=HT-305.TI-306"),
+            tag("FI-300", "ns=2;s=HT-305.FI-300"),
+            tag("TI-307", "nsu=urn:no-such-namespace;s=HT-305.TI-306")]
+    driver = await make_driver(device(plant_server), {POLL: plan(POLL, tags)})
+    batch = await driver.read(POLL, time.time())
+    assert batch.values[:2].tolist() == [HT_305["TI-306"], HT_305["FI-300"]]
+    assert batch.quality.tolist() == [Quality.GOOD, Quality.GOOD, Quality.BAD]
+    assert batch.reason[2] == Reason.DEVICE_BAD
+
+
+async def test_subscribed_namespace_uri_nodes_deliver_values(plant_server, make_driver):
+    tags = [tag("TI-306", f"nsu={OPCUA_NAMESPACE_URI};s=HT-305.TI-306")]
+    driver = await make_driver(device(plant_server), {"ht-sub": plan("ht-sub", tags, mode="subscribe",
+                                                                    interval_ms=50)})
+    received = Collector()
+    await driver.subscribe("ht-sub", received)
+    await plant_server.write("TI-306", 123.5)
+    await eventually(lambda: received.latest(0) is not None and received.latest(0)[0] == 123.5)
+    assert received.latest(0)[1] == Quality.GOOD
+
+
 async def test_read_without_a_server_is_disconnected_not_an_exception(make_driver):
     dev = OpcUaDevice(id="scada-ht", protocol="opcua", endpoint=f"opc.tcp://127.0.0.1:{free_port()}/")
     driver = await make_driver(dev, {POLL: plan(POLL, [tag("TI-306")])})
