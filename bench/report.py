@@ -146,7 +146,7 @@ def _fmt(x: float | None) -> str:
     return f"{x:.3g}" if abs(x) < 10 else f"{x:.1f}"
 
 
-def markdown(figs: list[Figure], latest: dict, charts: list[str]) -> str:
+def markdown(figs: list[Figure], latest: dict, charts: list[str], results_dir: Path = RESULTS) -> str:
     machine = next((d["machine"] for d in latest.values() if isinstance(d, dict) and "machine" in d), {})
     lines = ["# Benchmark summary", "",
              f"Machine: {machine.get('cpus', '?')} CPUs, {machine.get('machine', '?')}, "
@@ -162,7 +162,37 @@ def markdown(figs: list[Figure], latest: dict, charts: list[str]) -> str:
     if failed:
         lines += ["", "Benchmarks that failed in this run: " + ", ".join(failed) + "."]
     lines += [""] + [f"![{c}]({c})" for c in charts] + [""]
-    return "\n".join(lines)
+    return "\n".join(lines + fault_lines(results_dir))
+
+
+def fault_lines(results: Path) -> list[str]:
+    """The fault suite's counts (``faults/*.json``, written by `make test-long`) and the newest
+    soak (``soak-*.json``) as Markdown tables; nothing when neither has run."""
+    lines: list[str] = []
+    scenarios = sorted((results / "faults").glob("*.json"))
+    if scenarios:
+        lines += ["## Fault suite (`make test-long`)", "", "| scenario | claim | counts | run |",
+                  "|---|---|---|---|"]
+        for path in scenarios:
+            doc = json.loads(path.read_text())
+            counts = ", ".join(f"{k} {v}" for k, v in doc["counts"].items())
+            lines.append(f"| {doc['scenario']} | {doc['claim']} | {counts} | {doc['time']} |")
+        lines.append("")
+    soaks = sorted(results.glob("soak-*.json"))
+    if soaks:
+        soak = json.loads(soaks[-1].read_text())["summary"]
+        mb = 1024 * 1024
+        lines += [f"## Soak ({soaks[-1].name})", "",
+                  f"{soak['synthetic_tags']:,} synthetic tags for {soak['soak_s'] / 3600:.2g} h after "
+                  f"a {soak['warm_up_s']:.0f} s warm-up, {soak['samples']} samples: RSS "
+                  f"{soak['rss_after_warm_up_bytes'] / mb:.0f} MB after warm-up, peak in the second "
+                  f"half {soak['rss_peak_second_half_bytes'] / mb:.0f} MB "
+                  f"({100 * soak['rss_growth_ratio']:+.1f} %, limit +5 %), last "
+                  f"{soak['rss_last_bytes'] / mb:.0f} MB; open descriptors "
+                  f"{soak['open_fds_first']} → {soak['open_fds_last']}, threads "
+                  f"{soak['threads_first']} → {soak['threads_last']}; /health "
+                  f"{soak['health_status']}, store errors {soak['store_errors']}.", ""]
+    return lines
 
 
 def charts(figs: list[Figure], out_dir: Path) -> list[str]:
@@ -228,7 +258,7 @@ def write_report(results: Path = RESULTS) -> Path:
     latest_path.write_text(json.dumps(latest, indent=2))
     names = charts(figs, results)
     path = results / "summary.md"
-    path.write_text(markdown(figs, latest, names))
+    path.write_text(markdown(figs, latest, names, results))
     return path
 
 

@@ -53,7 +53,11 @@ ensure_chromium
 # Two workers, one test file each: most tests wait on daemons and servers, so this halves the
 # wall time on 2 cores; files keep their module-scoped daemons.
 args=(-n 2 --dist loadfile -m "not slow")
-if [ "${1:-}" = "--long" ]; then args=(-m "slow or not slow"); fi
+if [ "${1:-}" = "--long" ]; then
+  args=(-m "slow or not slow")
+  # Every fault scenario writes what it counted here (tests/support/fault_report.py).
+  export REFINERYIQ_FAULT_RESULTS="${REFINERYIQ_FAULT_RESULTS:-bench/results/faults}"
+fi
 
 set +e
 "$BIN/python" -m pytest "${args[@]}" tests

@@ -11,6 +11,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.hostile_modbus import Mode
+from tests.support import fault_report
 from tests.support.daemon import DaemonProcess, free_port
 from tests.support.faults import COMMUNICATION_REASONS, SimulatorServer, write_config
 from tests.support.hostile import HostileModbusThread
@@ -146,8 +147,11 @@ def test_a_hostile_modbus_answer_turns_values_bad_with_its_reason_then_recovers(
     assert len(tags) > 0
     fault_seen = scan_time(daemon, MODBUS_DEVICE)
     hostile.set_mode(Mode.ANSWER)
-    daemon.wait_for(lambda: communicating(daemon, MODBUS_DEVICE, fault_seen), RECOVERY_TIMEOUT_S,
-                    f"recovery after {mode.value}")
+    recovered = daemon.wait_for(lambda: communicating(daemon, MODBUS_DEVICE, fault_seen),
+                                RECOVERY_TIMEOUT_S, f"recovery after {mode.value}")
+    fault_report.record(f"modbus-{mode.value}", "values bad with the fault's reason, recovery "
+                        "unaided, no crash", tags_bad=len(tags), reason=reason,
+                        state_after=recovered["state"], daemon_alive=daemon.proc.poll() is None)
     assert daemon.proc.poll() is None
 
 
@@ -185,9 +189,14 @@ def test_an_opcua_server_restart_reads_bad_then_reconnects_unaided(daemon, simul
                           RECOVERY_TIMEOUT_S, "OPC-UA reconnect after the server restart")
     assert dev["state"] == "connected"
     # Both the polled and the subscribed unit deliver good values again.
-    daemon.wait_for(lambda: {t["unit_id"] for t in live_of(daemon, OPCUA_DEVICE)
-                             if t["quality_text"] == "good"} >= {OPCUA_POLL_UNIT, OPCUA_SUBSCRIBE_UNIT},
-                    RECOVERY_TIMEOUT_S, "good values from the polled and the subscribed unit")
+    good_units = daemon.wait_for(
+        lambda: (lambda units: units if units >= {OPCUA_POLL_UNIT, OPCUA_SUBSCRIBE_UNIT} else None)(
+            {t["unit_id"] for t in live_of(daemon, OPCUA_DEVICE) if t["quality_text"] == "good"}),
+        RECOVERY_TIMEOUT_S, "good values from the polled and the subscribed unit")
+    fault_report.record("opcua-server-restart", "values bad while the server is down, reconnect "
+                        "unaided, polled and subscribed groups good again", tags_bad=len(down),
+                        reasons=sorted({t["reason"] for t in down}), state_after=dev["state"],
+                        good_units_after=sorted(good_units))
 
 
 def test_the_daemon_survived_every_fault(daemon):

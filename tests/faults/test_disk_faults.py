@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import fault_report
 from tests.support.daemon import DaemonProcess
 from tests.support.faults import integrity_check
 
@@ -83,6 +84,9 @@ def test_a_full_disk_makes_the_gateway_unhealthy_with_a_clear_error(daemon, stat
     filler = fill(state_dir)
     try:
         body = daemon.wait_for(lambda: unhealthy_store(daemon), FAULT_TIMEOUT_S, "unhealthy /health")
+        fault_report.record("disk-full", "a clear error, /health unhealthy, accepting again once "
+                            "space returns, no corruption", health=body["status"],
+                            reason=body["reasons"][0], store_errors=body["counters"]["store_errors"])
         assert "full" in body["reasons"][0].lower()
         assert body["counters"]["store_errors"] > 0
         assert "embedded store write failed" in daemon.log()
@@ -114,6 +118,8 @@ def test_a_read_only_state_dir_stops_the_start_with_a_clear_error_and_no_damage(
         assert code == 1
         # The operator must learn which directory is the problem, not only "unable to open".
         last = d.log().strip().splitlines()[-1]
+        fault_report.record("read-only-state-dir", "the start stops with a clear error naming "
+                            "the directory; no damage", exit_code=code, last_log_line=last)
         assert str(state_dir) in last and ("read-only" in last or "readonly" in last), last
     finally:
         assert mount("-o", "remount,rw", str(state_dir)).returncode == 0

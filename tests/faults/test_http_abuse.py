@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from gateway.users import Role
+from tests.support import fault_report
 from tests.support.daemon import DaemonProcess, state_with_users
 from tests.support.faults import post_json, process_use
 
@@ -56,6 +57,11 @@ def test_a_thousand_bad_logins_are_rate_limited_and_cost_no_memory(daemon):
         flood = Counter(pool.map(lambda n: bad_login(daemon, n),
                                  range(WARM_UP_LOGINS, WARM_UP_LOGINS + BAD_LOGINS)))
     after = process_use(daemon.proc.pid).rss_bytes
+    fault_report.record(
+        "http-bad-logins", "1,000 bad logins are rate-limited (429) and cost no memory",
+        bad_logins=BAD_LOGINS, answered_429=flood[429], answered_401=flood[401],
+        other_statuses={str(k): v for k, v in flood.items() if k not in (401, 429)},
+        rss_growth_bytes=after - before)
     assert set(warm) | set(flood) <= {401, 429}, (warm, flood)
     assert flood[429] >= BAD_LOGINS * 0.9, flood  # almost every attempt refused unanswered
     assert after - before < MAX_RSS_GROWTH_BYTES, (before, after)
@@ -81,6 +87,7 @@ def test_the_fuzzer_with_a_large_budget_never_gets_a_5xx(daemon):
     schema = schemathesis.openapi.from_url(daemon.url + "/api/openapi.json")
     operations = [r.ok() for r in schema.get_all_operations() if r.ok().path not in FUZZ_SKIPPED_PATHS]
     failures: list[str] = []
+    calls = 0
     for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
         for operation in operations:
             @given(case=operation.as_strategy(generation_mode=mode))
@@ -96,5 +103,10 @@ def test_the_fuzzer_with_a_large_budget_never_gets_a_5xx(daemon):
                 run()
             except Unsatisfiable:
                 assert mode is GenerationMode.NEGATIVE
+            calls += 1
+    fault_report.record(
+        "http-fuzz", "schemathesis over the OpenAPI document: 0 5xx",
+        operations=len(operations), examples_per_operation=FUZZ_EXAMPLES_PER_OPERATION,
+        modes=["positive", "negative"], operation_runs=calls, responses_5xx=len(failures))
     assert not failures, "\n".join(failures[:20])
     assert daemon.get("/health")[1]["status"] in ("healthy", "degraded")

@@ -11,12 +11,15 @@ import time
 
 import pytest
 
+from tests.support import fault_report
 from tests.support.daemon import DaemonProcess
 from tests.support.faults import integrity_check, post_json, read_scans
 
 pytestmark = pytest.mark.faults
 
 ALARM_KEY = "TI-101/BAD_QUALITY"
+SCENARIO = "sigkill-mid-ingest"
+CLAIM = "0 accepted scans lost; the standing alarm restored with its occurrence id"
 # The alarm service persists a changed snapshot at most this often (gateway/alarm_service.py).
 ALARM_PERSIST_EVERY_S = 5.0
 
@@ -43,8 +46,12 @@ def test_sigkill_mid_ingest_loses_no_accepted_scan_and_restores_the_alarm_state(
     finally:
         daemon.kill()
 
-    assert integrity_check(state_dir / "history.sqlite") == ["ok"]
+    integrity = integrity_check(state_dir / "history.sqlite")
     scans = read_scans(state_dir)
+    counts = {"scans_reported_accepted": accepted, "scans_in_store": len(scans),
+              "accepted_scans_lost": max(accepted - len(scans), 0), "sqlite_integrity": integrity}
+    fault_report.record(SCENARIO, CLAIM, **counts)
+    assert integrity == ["ok"]
     assert len(scans) >= accepted
     served = {t["tag_id"] for t in live if t["source_timestamp"] is not None}
     stored_tags = {tag for scan in scans for tag in scan.tag_ids}
@@ -66,6 +73,8 @@ def test_sigkill_mid_ingest_loses_no_accepted_scan_and_restores_the_alarm_state(
         restarted.wait_for(lambda: restarted.get("/health")[1]["counters"]["accepted_batches"] > 0,
                            90, "scans accepted after the restart")
         standing = {a["key"]: a for a in restarted.get("/api/alarms")[1]}
+        fault_report.record(SCENARIO, CLAIM, **counts, alarm_restored=(
+            standing.get(ALARM_KEY, {}).get("alarm_id") == alarm["alarm_id"]))
         assert ALARM_KEY in standing
         assert standing[ALARM_KEY]["alarm_id"] == alarm["alarm_id"]
         assert restarted.stop(timeout=20) == 0
