@@ -10,6 +10,7 @@ Errors are raised as :class:`ConfigError`, whose message names the file and the 
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from datetime import date
 from enum import StrEnum
@@ -127,8 +128,31 @@ class ModbusAddress(Strict):
         return self.type.registers
 
 
+# OPC-UA node id strings (OPC 10000-6 §5.3.1.10): an optional namespace by index (ns=) or by
+# URI (nsu=), then a numeric (i=), string (s=), GUID (g=) or opaque base64 (b=) identifier.
+_NODE_ID = re.compile(
+    r"(?:(?:ns=(?P<ns>\d+)|nsu=[^;]+);)?"
+    r"(?:i=(?P<i>\d+)|s=.+|g=[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
+    r"|b=[A-Za-z0-9+/]+={0,2})", re.DOTALL)
+_MAX_NAMESPACE = 0xFFFF
+_MAX_NUMERIC_ID = 0xFFFFFFFF
+
+
 class OpcUaAddress(Strict):
     node_id: str = Field(min_length=3)
+
+    @field_validator("node_id")
+    @classmethod
+    def _node_id_syntax(cls, value: str) -> str:
+        match = _NODE_ID.fullmatch(value)
+        if match is None:
+            raise ValueError(f"'{value}' is not an OPC-UA node id (e.g. 'ns=2;s=CDU-101.TI-101', "
+                             "'nsu=urn:plant;i=1001')")
+        if match["ns"] is not None and int(match["ns"]) > _MAX_NAMESPACE:
+            raise ValueError(f"'{value}': namespace index above {_MAX_NAMESPACE}")
+        if match["i"] is not None and int(match["i"]) > _MAX_NUMERIC_ID:
+            raise ValueError(f"'{value}': numeric identifier above {_MAX_NUMERIC_ID}")
+        return value
 
 
 class Unit(Strict):
