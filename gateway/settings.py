@@ -334,6 +334,9 @@ class OpcUaDevice(Strict):
     password: SecretStr | None = None
     timeout_s: float = Field(default=4.0, gt=0)
     max_nodes_per_read: int | None = Field(default=None, gt=0)
+    # A server certificate outside its validity period is refused (OPC 10000-4 §6.1.3); set
+    # true to keep reading a server whose certificate has expired, with a warning per connect.
+    accept_expired_certificate: bool = False
 
     @field_validator("endpoint")
     @classmethod

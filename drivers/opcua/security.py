@@ -13,6 +13,11 @@ The server certificate is trusted on first use (TOFU): the first successful endp
 a device pins the certificate the server presents to ``trusted/<device_id>.der``; afterwards a
 server presenting any other certificate is refused with :class:`ServerCertificateMismatch`. To
 pin explicitly (or to accept a server's new certificate), place its DER file at that path.
+
+The trusted certificate must also be inside its validity period at every connect: an expired
+(or not yet valid) one is refused with :class:`ServerCertificateTimeInvalid` unless the device
+sets ``accept_expired_certificate``; one that expires within :data:`EXPIRY_WARNING_DAYS` is
+logged as a warning at each connect so it can be renewed in time.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import asyncio
 import os
 import socket
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from asyncua import Client, ua
@@ -29,11 +35,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
+from gateway.logs import get_logger
 from gateway.settings import OpcUaDevice
 
 APPLICATION_URI = "urn:refineryiq:edge:gateway"
 PKI_DIR = "pki"
 CERT_VALID_DAYS = 3650
+EXPIRY_WARNING_DAYS = 30
+
+_log = get_logger(__name__)
 
 SECURITY_POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
     "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,
@@ -49,6 +59,29 @@ _certificate_lock = threading.Lock()
 
 class ServerCertificateMismatch(Exception):
     """The server presented a certificate other than the one trusted for this device."""
+
+
+class ServerCertificateTimeInvalid(Exception):
+    """The trusted server certificate is outside its validity period."""
+
+
+def check_validity(der: bytes, device: OpcUaDevice, now: datetime) -> None:
+    """Refuse a server certificate outside its validity period (unless the device accepts
+    expired ones); warn when it expires within EXPIRY_WARNING_DAYS."""
+    cert = x509.load_der_x509_certificate(der)
+    start, end = cert.not_valid_before_utc, cert.not_valid_after_utc
+    if start <= now <= end:
+        if end - now < timedelta(days=EXPIRY_WARNING_DAYS):
+            _log.warning("device %s: the server certificate expires on %s; renew it on the server",
+                         device.id, end.isoformat())
+        return
+    problem = (f"device {device.id}: the server certificate is valid from {start.isoformat()} "
+               f"to {end.isoformat()}, not now ({now.isoformat(timespec='seconds')})")
+    if not device.accept_expired_certificate:
+        raise ServerCertificateTimeInvalid(
+            problem + "; renew it on the server, or set accept_expired_certificate = true for "
+            "this device to read it anyway")
+    _log.warning("%s; reading it anyway (accept_expired_certificate)", problem)
 
 
 def client_certificate_paths(state_dir: Path) -> tuple[Path, Path]:
@@ -111,8 +144,9 @@ async def pin_server_certificate(client: Client, device: OpcUaDevice, state_dir:
     """Look up the server's certificate for the configured policy and mode, trusting it on first use.
 
     Returns the path of the trusted certificate. Raises ServerCertificateMismatch when the server
-    presents a certificate other than the pinned one, ua.UaError when it offers no endpoint with
-    the configured policy and mode.
+    presents a certificate other than the pinned one, ServerCertificateTimeInvalid when the
+    certificate is outside its validity period (see :func:`check_validity`), ua.UaError when it
+    offers no endpoint with the configured policy and mode.
     """
     policy = SECURITY_POLICIES[device.security_policy]
     mode = SECURITY_MODES[device.security_mode]
@@ -126,7 +160,8 @@ async def pin_server_certificate(client: Client, device: OpcUaDevice, state_dir:
             raise ServerCertificateMismatch(
                 f"device {device.id}: server certificate differs from the trusted one at {trusted}; "
                 "replace that file to accept the new certificate")
-    else:
+    check_validity(presented, device, datetime.now(UTC))
+    if not trusted.is_file():
         trusted.parent.mkdir(parents=True, exist_ok=True)
         trusted.write_bytes(presented)
     return trusted
