@@ -1,15 +1,23 @@
 """The ``maintenance`` service: live failure predictions per equipment from the trained models.
 
 At start it loads the type models from ``<state_dir>/models``
-(:func:`analytics.pdm.predict.load_models`); when there are none and
+(:func:`analytics.pdm.predict.describe_models`); when there are none and
 ``maintenance.train_on_first_start`` is set, it runs ``refineryiq train`` in a child process
 (the event loop never waits on it; its progress is logged) and loads the result. Every
 ``interval_s`` (the first run ``first_run_delay_s`` after start, retried sooner while no
-equipment has enough history) it reads each equipment's signal tags from the embedded store,
-and computes features and predictions in a one-thread executor. Equipment without enough
-good history, without a model for its type or without a tag for one of its signals gets no
+equipment has enough history) it reads each equipment's signal tags from the embedded store
+and hands them to a prediction child, which loads the models and computes features and
+predictions (:func:`analytics.pdm.predict.predict_fleet`). Equipment without enough good
+history, without a model for its type or without a tag for one of its signals gets no
 prediction: it is listed in :attr:`MaintenanceService.unavailable` with the reason, never
 invented.
+
+Why a child process per run, not a thread: scikit-learn, SciPy and joblib hold about 90 MB
+of resident memory once imported, for a computation of a second or two every half hour. A
+spawned child (never forked: the daemon runs threads) with a lower CPU priority loads them,
+answers and exits, so the daemon never imports them. One executor per run, not a pool kept
+with ``max_tasks_per_child=1``: such a pool starts the next worker as soon as one exits, and
+that idle child would sit in memory between runs.
 
 Results: ``predictions`` (equipment_id → :class:`~analytics.pdm.predict.Prediction`, read by
 ``GET /api/maintenance/predictions``), ``failure_probabilities()`` (read by the analytics
@@ -22,15 +30,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -40,14 +48,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR
 from analytics.pdm.predict import (
-    LoadedModel,
+    EquipmentSeries,
+    FleetPredictions,
+    ModelInfo,
     Prediction,
     PredictionLevel,
-    live_features,
-    load_models,
-    predict_equipment,
+    Unavailable,
+    child_init,
+    describe_models,
+    predict_fleet,
 )
-from analytics.pdm.signals import EquipmentType, SignalTag, model_signals
+from analytics.pdm.signals import EquipmentType, model_signals
 from drivers.quality import usable_mask
 from gateway.catalog import Catalog
 from gateway.logs import get_logger
@@ -69,8 +80,9 @@ RETRY_S = 600.0
 BUCKETS_PER_STEP = 2
 # Progress lines of the training child are logged at most this often.
 TRAIN_LOG_EVERY_S = 10.0
-# The training child runs at a lower CPU priority than the scans.
+# The training and prediction children run at a lower CPU priority than the scans.
 TRAIN_NICE = 10
+PREDICT_NICE = 10
 
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS prediction (equipment_id TEXT PRIMARY KEY, ts REAL NOT NULL, "
@@ -88,24 +100,6 @@ class TrainingState(StrEnum):
     FAILED = "failed"
 
 
-class Unavailable(StrEnum):
-    """Why an equipment has no prediction."""
-
-    NO_MODEL = "no model for its type"
-    NO_SIGNAL_TAG = "no tag for a signal of its model"
-    NOT_ENOUGH_HISTORY = "not enough good history"
-
-
-@dataclass(frozen=True)
-class EquipmentInput:
-    """One equipment to predict: its model, signal tags and their recent good samples."""
-
-    equipment_id: str
-    model: LoadedModel
-    signals: tuple[SignalTag, ...]
-    series: dict[str, tuple[np.ndarray, np.ndarray]]
-
-
 @dataclass
 class RunStats:
     """Counters of the prediction runs (in /health and /metrics)."""
@@ -117,25 +111,6 @@ class RunStats:
     last_error: str | None = None
 
 
-def predict_all(inputs: list[EquipmentInput], now_s: float) -> tuple[dict[str, Prediction], dict[str, str]]:
-    """Features and prediction of every equipment (CPU-bound: called in the executor).
-
-    An equipment whose history is too short (``live_features`` raises ValueError) is returned
-    in the second dict with the reason instead.
-    """
-    now = datetime.fromtimestamp(now_s, UTC)
-    predictions: dict[str, Prediction] = {}
-    unavailable: dict[str, str] = {}
-    for item in inputs:
-        try:
-            row = live_features(item.model, item.signals, item.series, now_s)
-        except ValueError as exc:
-            unavailable[item.equipment_id] = f"{Unavailable.NOT_ENOUGH_HISTORY.value}: {exc}"
-            continue
-        predictions[item.equipment_id] = predict_equipment(item.model, row, now, item.equipment_id)
-    return predictions, unavailable
-
-
 class MaintenanceService:
     """The ``maintenance`` service (see the module docstring)."""
 
@@ -144,13 +119,12 @@ class MaintenanceService:
     def __init__(self, settings: MaintenanceSettings, clock: Callable[[], float] = time.time):
         self.settings = settings
         self.clock = clock
-        self.models: dict[EquipmentType, LoadedModel] = {}
+        self.models: dict[EquipmentType, ModelInfo] = {}
         self.predictions: dict[str, Prediction] = {}
         self.unavailable: dict[str, str] = {}
         self.stats = RunStats()
         self.training = TrainingState.NOT_NEEDED
-        self._predict = predict_all  # replaceable in tests to observe the executor thread
-        self._executor: ThreadPoolExecutor | None = None
+        self._predict = predict_fleet  # what the prediction child runs (replaceable in tests)
         self._db: SqliteThread | None = None
         self._run_lock = asyncio.Lock()
         self._models_ready = asyncio.Event()
@@ -165,7 +139,6 @@ class MaintenanceService:
         state_dir = gateway.settings.state_dir
         self.models_dir = state_dir / MODELS_DIR
         self.config_path: Path | None = getattr(gateway.config, "path", None)
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="maintenance")
         self._db = SqliteThread(state_dir / FILE_NAME, schema=SCHEMA, name="maintenance")
         await self._db.open()
         await self.restore()
@@ -184,9 +157,7 @@ class MaintenanceService:
         gateway.supervisor.start(SERVICE_NAME, self.run_forever)
 
     async def stop(self) -> None:
-        """Wait for a running inference off the loop and close the results file."""
-        if self._executor is not None:
-            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+        """Close the results file (a run's child is ended by the run itself)."""
         if self._db is not None:
             await self._db.close()
 
@@ -195,14 +166,28 @@ class MaintenanceService:
         self.catalog = catalog
 
     async def load(self) -> int:
-        """(Re)load the models from the models folder in the executor; returns how many."""
-        loop = asyncio.get_running_loop()
-        self.models = await loop.run_in_executor(self._executor, load_models, self.models_dir)
+        """(Re)load the models from the models folder in a child process; returns how many."""
+        if self.models_dir.is_dir():
+            self.models = await self._in_child(describe_models, self.models_dir)
+        else:  # a new state directory: no child needed to find nothing
+            self.models = {}
         if self.models:
             self._models_ready.set()
             log.info("maintenance.models_loaded", types=sorted(k.value for k in self.models),
                      sources=[m.source for m in self.models.values()])
         return len(self.models)
+
+    async def _in_child(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in a spawned child process that exits afterwards (see the
+        module docstring); the event loop awaits it without blocking."""
+        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=child_init, initargs=(PREDICT_NICE,))
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
+        finally:
+            # Joins the child off the loop; when the run was cancelled midway (shutdown), this
+            # waits for its one task, a second or two.
+            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
 
     # -- first-start training --------------------------------------------------------------
 
@@ -292,15 +277,14 @@ class MaintenanceService:
             return None
 
     async def run_once(self) -> dict[str, Prediction]:
-        """Read each equipment's history, predict in the executor, keep and persist the results."""
+        """Read each equipment's history, predict in a child process, keep and persist the
+        results."""
         async with self._run_lock:
             now = self.clock()
             inputs, unavailable = await self._inputs(now)
-            loop = asyncio.get_running_loop()
-            started = time.monotonic()
-            predictions, short = await loop.run_in_executor(self._executor, self._predict, inputs, now)
-            inference_s = time.monotonic() - started
-            unavailable.update(short)
+            result: FleetPredictions = await self._in_child(self._predict, self.models_dir, inputs, now)
+            predictions, inference_s = result.predictions, result.inference_s
+            unavailable.update(result.unavailable)
             self.predictions = {**{k: v for k, v in self.predictions.items() if k not in unavailable},
                                 **predictions}
             self.unavailable = unavailable
@@ -313,10 +297,10 @@ class MaintenanceService:
                      alarms=sorted(k for k, p in predictions.items() if p.prediction != PredictionLevel.NORMAL))
             return predictions
 
-    async def _inputs(self, now: float) -> tuple[list[EquipmentInput], dict[str, str]]:
+    async def _inputs(self, now: float) -> tuple[list[EquipmentSeries], dict[str, str]]:
         """Each equipment's model, signals and recent good samples (reads on the store's thread)."""
         plant = self.catalog.plant
-        inputs: list[EquipmentInput] = []
+        inputs: list[EquipmentSeries] = []
         unavailable: dict[str, str] = {}
         for equipment in plant.equipment:
             try:
@@ -340,10 +324,10 @@ class MaintenanceService:
             if len(series) < len(signals):
                 unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: not in the catalog"
                 continue
-            inputs.append(EquipmentInput(equipment.id, model, signals, series))
+            inputs.append(EquipmentSeries(equipment.id, kind, signals, series))
         return inputs, unavailable
 
-    async def _good_samples(self, tag_id: str, model: LoadedModel, now: float) -> tuple[np.ndarray, np.ndarray]:
+    async def _good_samples(self, tag_id: str, model: ModelInfo, now: float) -> tuple[np.ndarray, np.ndarray]:
         """The tag's usable samples over the model's history window, reduced to a few per dt."""
         dt = model.dt_s if model.dt_s > 0 else 60.0
         window_s = HISTORY_H * SECONDS_PER_HOUR + dt

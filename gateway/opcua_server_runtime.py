@@ -41,6 +41,7 @@ from gateway.opcua_server_space import (
     build_address_space,
     data_value,
     notify,
+    share_standard_values,
 )
 from gateway.opcua_server_status import ALARM_SEVERITY, GOOD, status_codes
 from gateway.settings import OpcUaServerSecurity, OpcUaServerSettings
@@ -138,6 +139,7 @@ class NorthboundServer:
         ns = await server.register_namespace(NAMESPACE_URI)
         if ns != NS:
             raise RuntimeError(f"namespace {NAMESPACE_URI} registered as ns={ns}, expected {NS}")
+        share_standard_values(server.iserver.aspace)
         self.space = await build_address_space(server, self.catalog)
         self._writer = TagWriter(self.space)
         self._events = await server.get_event_generator(_alarm_condition(), ua.ObjectIds.Server)

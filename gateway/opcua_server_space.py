@@ -1,7 +1,19 @@
 """The northbound address space: ``Objects/RefineryIQ/<unit>/<equipment>/<tag>`` and friends.
 
-Built once from the catalog with one ``add_nodes`` call per kind (asyncua's high-level
-``add_variable`` costs an await and a sibling scan per node: minutes at 10,000 tags).
+Built once from the catalog with ``add_nodes`` calls of a few thousand nodes each (asyncua's
+high-level ``add_variable`` costs an await and a sibling scan per node: minutes at 10,000
+tags).
+
+Memory: asyncua keeps every attribute of every node as its own AttributeValue, DataValue,
+Variant and StatusCode objects, about 31 KB per tag with its three properties, most of it
+the same few values (AccessLevel, WriteMask, DataType, ValueRank, the properties' browse
+names, ...) repeated 40,000 times. After each slice of nodes is added, the attributes that
+nothing ever writes are made to share one AttributeValue per distinct value
+(:func:`share_constant_attributes`); the slice's copies are freed before the next slice
+allocates, so the process never holds them all. What stays per node is what differs: its
+NodeId, names, references, and the Value of a tag or figure. asyncua's own standard nodes
+(about 6,000, 50 MB) share their equal attribute DataValues too
+(:func:`share_standard_values`), before our nodes are built so that they reuse the memory.
 
 - every tag: an AnalogItemType variable (Double, read-only) with node id ``ns=2;s=<tag_id>``
   and the properties ``EURange`` (normal range), ``InstrumentRange`` (when configured) and
@@ -22,6 +34,7 @@ because asyncua's monitored items compare against the previous DataValue object.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,8 +53,14 @@ SYNTHETIC_FOLDER = "Synthetic"
 PLANT_FOLDER = "Plant"  # tags without a unit
 # asyncua scans every sibling when it adds a node, so synthetic tags sit in folders of 50.
 SYNTHETIC_FOLDER_SIZE = 50
+# Tags added per add_nodes slice (with their properties: about 4 nodes each).
+BUILD_SLICE_TAGS = 1000
 _DOUBLE = ua.VariantType.Double
 _READ = ua.AccessLevel.CurrentRead.mask
+# The Value of a tag or figure variable is rewritten while serving; its NodeId is unique.
+_OWN_ATTRIBUTES = frozenset({ua.AttributeIds.NodeId, ua.AttributeIds.Value})
+# A property's Value (range, engineering units) is set once when it is built.
+_OWN_PROPERTY_ATTRIBUTES = frozenset({ua.AttributeIds.NodeId})
 
 # UNECE Recommendation 20 common codes of the catalog's engineering units (Part 8, 5.6.3).
 UNECE_CODES = {"°C": "CEL", "%": "P1", "A": "AMP", "kW": "KWT", "mm/s": "C16", "psig": "PS",
@@ -116,7 +135,7 @@ class AddressSpace:
 
 
 class _Builder:
-    """Collects AddNodesItems, parents first, and adds them in a few calls."""
+    """Collects AddNodesItems, parents first, and adds them (:meth:`commit`) slice by slice."""
 
     def __init__(self) -> None:
         self.objects: list[ua.AddNodesItem] = []
@@ -148,9 +167,12 @@ class _Builder:
                                      ua.ObjectIds.HasProperty, ua.ObjectIds.PropertyType, attrs,
                                      browse_ns=0))
 
-    async def commit(self, server: Server) -> None:
+    async def commit(self, server: Server, shared: SharedAttributes) -> None:
+        """Add the collected nodes, share their constant attributes, forget the items."""
         session = server.iserver.isession
-        for items in (self.objects, self.variables, self.properties):
+        aspace = server.iserver.aspace
+        for items, own in ((self.objects, _OWN_ATTRIBUTES), (self.variables, _OWN_ATTRIBUTES),
+                           (self.properties, _OWN_PROPERTY_ATTRIBUTES)):
             if not items:
                 continue
             results = await session.add_nodes(items)
@@ -158,11 +180,14 @@ class _Builder:
                    if not r.StatusCode.is_good()]
             if bad:
                 raise RuntimeError(f"could not create {len(bad)} OPC-UA nodes, first: {bad[0]}")
+            share_constant_attributes(aspace, [it.RequestedNewNodeId for it in items], own, shared)
+            items.clear()
 
 
 async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
     """Create every node the gateway serves under ``Objects/RefineryIQ``."""
     b = _Builder()
+    shared = SharedAttributes()
     root = b.folder(ua.NodeId(ua.ObjectIds.ObjectsFolder), folder_id(), ROOT)
     plant = catalog.plant
     for unit in plant.units:
@@ -177,9 +202,12 @@ async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
     _figures(b, root, ("Alarms",), ALARM_FIGURES)
     figures = {tuple(str(it.RequestedNewNodeId.Identifier).split("/")[1:]): it.RequestedNewNodeId
                for it in b.variables}
+    await b.commit(server, shared)
     n_plant = len(plant.tags)
     tag_nodes = []
     for i, tag in enumerate(catalog.tags):
+        if i and i % BUILD_SLICE_TAGS == 0:
+            await b.commit(server, shared)
         parent = _tag_parent(b, root, tag, i - n_plant, len(catalog) - n_plant)
         node_id = tag_node_id(tag.id)
         tag_nodes.append(node_id)
@@ -192,7 +220,7 @@ async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
                    ua.Range(Low=tag.instrument_min, High=tag.instrument_max), ua.ObjectIds.Range)
         b.prop(node_id, "EngineeringUnits", eu_information(tag.engineering_units),
                ua.ObjectIds.EUInformation)
-    await b.commit(server)
+    await b.commit(server, shared)
     aspace = server.iserver.aspace
     attrs = [aspace.get(n).attributes[ua.AttributeIds.Value] for n in tag_nodes]
     for attr in attrs:  # a tag not read yet: Bad, waiting for its first value
@@ -234,9 +262,8 @@ _DATA_TYPES = {
 def _variable_attrs(name: str, value: ua.Variant, data_type: int,
                     array: bool) -> ua.VariableAttributes:
     attrs = ua.VariableAttributes()
-    attrs.DisplayName = ua.LocalizedText(name)
-    attrs.Description = ua.LocalizedText(name)
-    attrs.DataType = ua.NodeId(data_type)
+    attrs.DisplayName = attrs.Description = ua.LocalizedText(name)
+    attrs.DataType = _node_id(data_type)
     attrs.Value = value
     attrs.ValueRank = ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar
     if array:
@@ -253,10 +280,87 @@ def _item(parent: ua.NodeId, node_id: ua.NodeId, name: str, node_class: ua.NodeC
     item.BrowseName = ua.QualifiedName(name, browse_ns)
     item.NodeClass = node_class
     item.ParentNodeId = parent
-    item.ReferenceTypeId = ua.NodeId(reference)
-    item.TypeDefinition = ua.NodeId(type_definition)
+    item.ReferenceTypeId = _node_id(reference)
+    item.TypeDefinition = _node_id(type_definition)
     item.NodeAttributes = attrs
     return item
+
+
+@functools.cache
+def _node_id(identifier: int) -> ua.NodeId:
+    """One NodeId object per standard node (reference and data types): every node's
+    references and DataType point to it instead of holding a copy."""
+    return ua.NodeId(identifier)
+
+
+class SharedAttributes:
+    """One AttributeValue per distinct (attribute, value, status) among the nodes built, and
+    one NodeId per reference type or type definition their references name."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[tuple[Any, ...], Any] = {}
+        self.node_ids: dict[ua.NodeId, ua.NodeId] = {}
+
+    def attribute(self, attribute_id: ua.AttributeIds, attr: Any) -> Any:
+        dv = attr.value
+        if dv is None or attr.value_callback is not None:
+            return attr
+        key = (attribute_id, _value_key(dv.Value), dv.StatusCode.value if dv.StatusCode else None)
+        return self.attributes.setdefault(key, attr)
+
+    def node_id(self, node_id: Any) -> Any:
+        return self.node_ids.setdefault(node_id, node_id) if isinstance(node_id, ua.NodeId) else node_id
+
+
+def _value_key(variant: ua.Variant | None) -> Any:
+    """A hashable key equal for equal Variants (asyncua's structures are unhashable
+    dataclasses; their repr lists every field)."""
+    if variant is None:
+        return None
+    value = variant.Value
+    if value is None or isinstance(value, int | float | str | bool):
+        return (variant.VariantType, type(value), value, variant.is_array)
+    return (variant.VariantType, repr(value), variant.is_array)
+
+
+def share_standard_values(aspace: Any) -> None:
+    """Make the standard nodes' equal attribute DataValues (Values aside) one object each.
+
+    Only the DataValue is shared, not the AttributeValue: asyncua itself writes attributes
+    of standard nodes (the Server object's EventNotifier when an event generator starts, the
+    server status), and a write replaces that node's DataValue, never the shared object.
+    """
+    shared: dict[tuple[Any, ...], ua.DataValue] = {}
+    for node_id in list(aspace.keys()):
+        for attribute_id, attr in aspace[node_id].attributes.items():
+            dv = attr.value
+            if attribute_id in _OWN_ATTRIBUTES or dv is None or attr.value_callback is not None:
+                continue
+            key = (attribute_id, _value_key(dv.Value), dv.StatusCode.value if dv.StatusCode else None,
+                   dv.SourceTimestamp, dv.ServerTimestamp)
+            attr.value = shared.setdefault(key, dv)
+
+
+def share_constant_attributes(aspace: Any, node_ids: Iterable[ua.NodeId],
+                              own: frozenset[ua.AttributeIds], shared: SharedAttributes) -> None:
+    """Make the given nodes' attributes other than ``own`` the shared objects of equal value.
+
+    Sound because none of them is ever written: clients may write only a Value (asyncua
+    refuses every other attribute to non-administrators, and remote administration is
+    off), the gateway writes only tag and figure Values (in ``own``), and no node is ever
+    deleted. A client's monitored item on a shared attribute registers on the shared object
+    and is never triggered, as it would never be on its own copy. A shared property Value
+    carries the timestamps of the first node that had it (all are set by the same build).
+    """
+    for node_id in node_ids:
+        node = aspace[node_id]
+        attributes = node.attributes
+        for attribute_id, attr in attributes.items():
+            if attribute_id not in own:
+                attributes[attribute_id] = shared.attribute(attribute_id, attr)
+        for ref in node.references:
+            ref.ReferenceTypeId = shared.node_id(ref.ReferenceTypeId)
+            ref.TypeDefinition = shared.node_id(ref.TypeDefinition)
 
 
 # --------------------------------------------------------------------------- tag values

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sklearn
 
 MODEL_VERSION = "1.0"
 CARD_SUFFIX = ".card.json"
@@ -34,6 +33,8 @@ def data_sha256(arrays: Iterable[np.ndarray]) -> str:
 
 def library_versions() -> dict[str, str]:
     """Versions that decide whether a saved model loads and behaves the same."""
+    import sklearn  # here, not at the top: reading a card must not load scikit-learn
+
     return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
             "numpy": np.__version__}
 

@@ -10,22 +10,29 @@ Prediction levels (:class:`PredictionLevel`):
 ``confidence`` is the share of trees that agree with the forest's decision; ``rul_hours`` and
 the estimated failure date are given only when the level is not NORMAL. The drivers are the
 exact path-decomposition contributions of this prediction (:mod:`analytics.pdm.contributions`).
+
+The daemon predicts in a short-lived child process (:func:`describe_models` and
+:func:`predict_fleet` are what it runs there) and imports this module only for the records
+(:class:`Prediction`, :class:`ModelInfo`, :class:`EquipmentSeries`). scikit-learn, SciPy and
+joblib cost about 90 MB of resident memory, so they are imported by the functions that load
+or evaluate a model, never at module level: the daemon's process never holds them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
+from signal import SIG_IGN, SIGINT, SIGTERM
+from signal import signal as set_signal_handler
 from typing import Any
 
-import joblib
 import numpy as np
 
-from analytics.pdm.card import CARD_SUFFIX, MODEL_SUFFIX, model_source, read_card
-from analytics.pdm.contributions import decompose
 from analytics.pdm.dataset import MIN_HISTORY_H
 from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR, Scaling, latest_features, resample
 from analytics.pdm.signals import TYPE_SIGNALS, EquipmentType, SignalTag
@@ -40,6 +47,14 @@ class PredictionLevel(StrEnum):
     NORMAL = "NORMAL"
     WARNING = "WARNING"
     FAILURE_IMMINENT = "FAILURE_IMMINENT"
+
+
+class Unavailable(StrEnum):
+    """Why an equipment has no prediction."""
+
+    NO_MODEL = "no model for its type"
+    NO_SIGNAL_TAG = "no tag for a signal of its model"
+    NOT_ENOUGH_HISTORY = "not enough good history"
 
 
 class Direction(StrEnum):
@@ -64,7 +79,43 @@ class LoadedModel:
 
     @property
     def source(self) -> str:
+        from analytics.pdm.card import model_source
+
         return model_source(self.card)
+
+    def info(self) -> ModelInfo:
+        return ModelInfo(kind=self.kind, dt_s=self.dt_s, horizon_h=self.horizon_h, source=self.source)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the daemon keeps of a loaded type model (the model itself stays in the child)."""
+
+    kind: EquipmentType
+    dt_s: float  # step of the training histories (s): live history is resampled onto it
+    horizon_h: float  # "fails within" horizon of the classifier (h)
+    source: str  # the API's model_source, "<TYPE> v<version> (<card date>)"
+
+
+@dataclass(frozen=True)
+class EquipmentSeries:
+    """One equipment to predict: its type, signal tags and their recent good samples
+    (tag_id → (epoch-second timestamps, values))."""
+
+    equipment_id: str
+    kind: EquipmentType
+    signals: tuple[SignalTag, ...]
+    series: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class FleetPredictions:
+    """The result of one prediction run: predictions, equipment without one (→ why), and
+    the time spent on features and predictions (s, without loading the models)."""
+
+    predictions: dict[str, Prediction]
+    unavailable: dict[str, str]
+    inference_s: float
 
 
 @dataclass(frozen=True)
@@ -123,6 +174,10 @@ class Prediction:
 
 def load_models(directory: Path) -> dict[EquipmentType, LoadedModel]:
     """Every ``<TYPE>.joblib`` with its card in a directory (missing dir: no models)."""
+    import joblib
+
+    from analytics.pdm.card import CARD_SUFFIX, MODEL_SUFFIX, read_card
+
     models: dict[EquipmentType, LoadedModel] = {}
     if not directory.is_dir():
         return models
@@ -169,6 +224,8 @@ def live_features(model: LoadedModel, signals: tuple[SignalTag, ...],
 def predict_equipment(model: LoadedModel, features_row: np.ndarray, now: datetime,
                       equipment_id: str = "") -> Prediction:
     """Probability, level, RUL, drivers and texts for one equipment's feature row."""
+    from analytics.pdm.contributions import decompose
+
     row = np.asarray(features_row, dtype=np.float64).reshape(1, -1)
     decomposition = decompose(model.classifier, row)
     probability = float(decomposition.bias[0] + decomposition.contributions[0].sum())
@@ -250,3 +307,45 @@ def _narrative(model: LoadedModel, equipment_id: str, probability: float, level:
                            for d in drivers[:3])
         parts.append(f"Main drivers: {listed}.")
     return " ".join(parts)
+
+
+# --------------------------------------------------------------------------- the prediction child
+
+
+def child_init(nice: int) -> None:
+    """Initializer of the prediction child: a lower CPU priority than the scans, and no
+    reaction to the terminal's Ctrl-C or the service's SIGTERM (the daemon ends its runs; the
+    child exits after its one task or when the daemon's end of the pipe closes)."""
+    os.nice(nice)
+    set_signal_handler(SIGINT, SIG_IGN)
+    set_signal_handler(SIGTERM, SIG_IGN)
+
+
+def describe_models(directory: Path) -> dict[EquipmentType, ModelInfo]:
+    """Load every model of a directory (proving the artifacts load) and describe them."""
+    return {kind: model.info() for kind, model in load_models(directory).items()}
+
+
+def predict_fleet(directory: Path, inputs: Sequence[EquipmentSeries], now_s: float) -> FleetPredictions:
+    """Load the type models and predict every equipment at ``now_s`` (epoch s).
+
+    An equipment whose history is too short (``live_features`` raises ValueError) or whose
+    type model is no longer in ``directory`` gets no prediction, with the reason instead.
+    """
+    models = load_models(directory)
+    started = time.perf_counter()
+    now = datetime.fromtimestamp(now_s, UTC)
+    predictions: dict[str, Prediction] = {}
+    unavailable: dict[str, str] = {}
+    for item in inputs:
+        model = models.get(item.kind)
+        if model is None:
+            unavailable[item.equipment_id] = Unavailable.NO_MODEL.value
+            continue
+        try:
+            row = live_features(model, item.signals, item.series, now_s)
+        except ValueError as exc:
+            unavailable[item.equipment_id] = f"{Unavailable.NOT_ENOUGH_HISTORY.value}: {exc}"
+            continue
+        predictions[item.equipment_id] = predict_equipment(model, row, now, item.equipment_id)
+    return FleetPredictions(predictions, unavailable, time.perf_counter() - started)

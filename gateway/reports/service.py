@@ -5,7 +5,8 @@ day's report is written to ``<state_dir>/reports/daily-report-<date>.<format>`` 
 ``reports.formats``; files older than ``reports.keep_days`` are deleted. A run missed while
 the gateway was down is made at start (when yesterday's files are missing and the time of day
 has passed). Reports are generated one at a time (also those asked for over HTTP), so a burst
-of requests queues instead of multiplying the CPU load.
+of requests queues instead of multiplying the CPU load, each in a short-lived child process so
+the daemon never holds the rendering libraries (:func:`gateway.reports.generate.generate`).
 """
 
 from __future__ import annotations
@@ -100,7 +101,7 @@ class ReportService:
                 await self.sources.close()
                 await self.sources.open()
             return await generate(self.sources, gateway.settings, gateway.catalog, day, fmt,
-                                  now=self.clock())
+                                  now=self.clock(), in_child=True)
 
     async def write_day(self, day: date) -> list[Path]:
         """Write ``day``'s report in every configured format; returns the files."""

@@ -34,6 +34,9 @@ NO_RETENTION_S = float("inf")
 # compute local midnight the same way; the margin only absorbs float formatting).
 DAY_START_TOLERANCE_S = 1.0
 QUALITY_CLASSES = ("good", "doubtful", "bad")
+# Scans whose quality codes are counted at a time: a day of 1 s scans of 10,000 tags holds
+# 864 MB of codes, so they are never all in memory at once.
+QUALITY_CHUNK_SCANS = 1000
 
 
 @dataclass
@@ -53,10 +56,12 @@ class DayInputs:
 
 def quality_counts(conn: sqlite3.Connection, start: float, end: float,
                    catalog_tag_ids: list[str]) -> dict[str, list[int]]:
-    """Good / doubtful / bad samples of each tag in the scans that started in ``[start, end)``.
+    """Good / doubtful / bad samples of each plant tag in the scans that started in
+    ``[start, end)`` (synthetic tags are not in the report).
 
-    One pass over the day's batches, grouped by tag set so each group is one 2-D array of
-    quality codes; runs on an SQLite thread (it reads the embedded store's tables directly).
+    One pass over the day's batches per tag set, QUALITY_CHUNK_SCANS scans at a time, counting
+    only the plant tags' columns; a tag set without plant tags (a synthetic scan group) is not
+    read at all. Runs on an SQLite thread (it reads the embedded store's tables directly).
     """
     names = dict(conn.execute("SELECT store_index, tag_id FROM tag_registry").fetchall())
     tag_sets = TagSetCache()
@@ -66,21 +71,36 @@ def quality_counts(conn: sqlite3.Connection, start: float, end: float,
         (start, end))]
     for set_id in set_ids:
         tags = tag_sets.get(conn, set_id)
-        blobs = [r[0] for r in conn.execute(
-            "SELECT quality_blob FROM batch WHERE tag_set_id = ? AND scan_start >= ? "
-            "AND scan_start < ?", (set_id, start, end))]
-        quality = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(len(blobs), len(tags))
-        good = np.count_nonzero(quality >= Quality.GOOD, axis=0)
-        doubtful = np.count_nonzero((quality >= Quality.DOUBTFUL) & (quality < Quality.GOOD), axis=0)
-        bad = len(blobs) - good - doubtful
-        for k, store_index in enumerate(tags.tolist()):
-            tag_id = names.get(store_index) if names else (
-                catalog_tag_ids[store_index] if store_index < len(catalog_tag_ids) else None)
-            if tag_id is None or tag_id.startswith(SYNTHETIC_PREFIX):
-                continue
-            row = counts.setdefault(tag_id, np.zeros(3, dtype=np.int64))
-            row += (good[k], doubtful[k], bad[k])
+        columns, tag_ids = _plant_columns(tags, names, catalog_tag_ids)
+        if not tag_ids:
+            continue
+        totals = np.zeros((len(tag_ids), 3), dtype=np.int64)
+        cursor = conn.execute("SELECT quality_blob FROM batch WHERE tag_set_id = ? "
+                              "AND scan_start >= ? AND scan_start < ?", (set_id, start, end))
+        while blobs := [r[0] for r in cursor.fetchmany(QUALITY_CHUNK_SCANS)]:
+            quality = np.frombuffer(b"".join(blobs), dtype=np.uint8).reshape(
+                len(blobs), len(tags))[:, columns]
+            good = np.count_nonzero(quality >= Quality.GOOD, axis=0)
+            doubtful = np.count_nonzero((quality >= Quality.DOUBTFUL) & (quality < Quality.GOOD),
+                                        axis=0)
+            totals += np.column_stack((good, doubtful, len(blobs) - good - doubtful))
+        for tag_id, row in zip(tag_ids, totals, strict=True):
+            counts[tag_id] = counts.get(tag_id, 0) + row
     return {tag_id: [int(x) for x in row] for tag_id, row in counts.items()}
+
+
+def _plant_columns(tags: np.ndarray, names: dict[int, str],
+                   catalog_tag_ids: list[str]) -> tuple[np.ndarray, list[str]]:
+    """The columns of a tag set that hold plant tags, and those tags' ids. Store indices are
+    named by the store's tag registry, or by the catalog's order in a store without one."""
+    columns, tag_ids = [], []
+    for k, store_index in enumerate(tags.tolist()):
+        tag_id = names.get(store_index) if names else (
+            catalog_tag_ids[store_index] if store_index < len(catalog_tag_ids) else None)
+        if tag_id is not None and not tag_id.startswith(SYNTHETIC_PREFIX):
+            columns.append(k)
+            tag_ids.append(tag_id)
+    return np.array(columns, dtype=np.intp), tag_ids
 
 
 def _rows(conn: sqlite3.Connection, table: Table, where: str, params: tuple) -> list[dict]:

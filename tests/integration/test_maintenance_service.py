@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import os
+import subprocess
 import sys
-import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ import pytest
 
 from analytics.pdm.dataset import history_from_run
 from analytics.pdm.model import TrainOptions, save, train_type
-from analytics.pdm.predict import PredictionLevel
+from analytics.pdm.predict import PredictionLevel, predict_fleet
 from analytics.pdm.signals import EquipmentType
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
@@ -31,7 +33,8 @@ from gateway.supervisor import Supervisor
 from simulator.model import PlantModel
 from simulator.training import run_to_failure
 
-PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")
+ROOT = Path(__file__).resolve().parents[2]
+PLANT = load_plant(ROOT / "config" / "plant.toml")
 EPOCH = 1.75e9
 STEP_S = 120.0
 HOURS = 36.0
@@ -168,30 +171,49 @@ async def test_predictions_are_served_again_after_a_restart(tmp_path, models_dir
         await _close(gateway, again)
 
 
-async def test_the_event_loop_keeps_running_during_inference(tmp_path, models_dir):
+def predict_once_the_loop_ran(directory, inputs, now_s):
+    """Runs in the prediction child: waits until the daemon's event loop has written its
+    marker file (so the loop ran during the prediction), notes the child's pid, predicts."""
+    marker = Path(directory).parent / "loop-ran"
+    for _ in range(1000):
+        if marker.exists():
+            break
+        time.sleep(0.01)
+    else:
+        raise AssertionError("the event loop was blocked during inference")
+    (Path(directory).parent / "child-pid").write_text(str(os.getpid()))
+    return predict_fleet(directory, inputs, now_s)
+
+
+async def test_inference_runs_in_a_child_process_while_the_event_loop_keeps_running(tmp_path, models_dir):
     gateway = await _state(tmp_path, models_dir)
     service = await _service(gateway)
-    loop_ran = threading.Event()
-    inner = service._predict
-
-    def blocking_predict(inputs, now_s):
-        # Returns only once the event loop has run a callback: proves inference is off the loop.
-        assert loop_ran.wait(timeout=10), "the event loop was blocked during inference"
-        return inner(inputs, now_s)
+    state = gateway.settings.state_dir
 
     async def ticker():
         while True:
             await asyncio.sleep(0.01)
-            loop_ran.set()
+            (state / "loop-ran").touch()
 
-    service._predict = blocking_predict
+    service._predict = predict_once_the_loop_ran
     tick = asyncio.create_task(ticker())
     try:
         predictions = await service.run_once()
         assert predictions
+        assert int((state / "child-pid").read_text()) != os.getpid()
     finally:
         tick.cancel()
         await _close(gateway, service)
+
+
+def test_the_daemon_and_its_services_do_not_import_scikit_learn():
+    services = ("gateway.daemon", "gateway.maintenance_service", "gateway.analytics_service",
+                "gateway.alarm_service", "gateway.opcua_server", "gateway.reports.service")
+    code = (f"import sys, {', '.join(services)}; "
+            "print(sorted(m for m in ('sklearn', 'scipy', 'joblib') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"
 
 
 async def test_health_and_metrics_are_registered(tmp_path, models_dir):

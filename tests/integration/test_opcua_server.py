@@ -16,12 +16,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from argon2 import PasswordHasher
-from asyncua import Client, ua
+from asyncua import Client, Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
+from gateway import opcua_server_space
 from gateway.catalog import Catalog
 from gateway.live import LiveCache
 from gateway.opcua_server_runtime import ChangeSource, NorthboundServer, ServerThread
@@ -202,6 +203,77 @@ async def test_clients_cannot_write_a_tag(daemon):
         with pytest.raises(ua.UaStatusCodeError) as refused:
             await node.write_value(ua.DataValue(ua.Variant(1.0, ua.VariantType.Double)))
     assert refused.value.code in (SC.BadNotWritable, SC.BadUserAccessDenied)
+
+
+async def test_each_tag_keeps_its_own_names_ranges_and_units(daemon):
+    async with Client(daemon.opcua_url) as client:
+        read = {}
+        for tag_id in ("TI-101", "FI-102"):
+            node = client.get_node(ua.NodeId(tag_id, 2))
+            eu = await (await node.get_child("0:EngineeringUnits")).read_value()
+            eu_range = await (await node.get_child("0:EURange")).read_value()
+            read[tag_id] = ((await node.read_browse_name()).Name,
+                            (await node.read_display_name()).Text,
+                            (await node.read_description()).Text,
+                            eu.DisplayName.Text, (eu_range.Low, eu_range.High))
+    assert read["TI-101"] == ("TI-101", "TI-101", "TI-101", "°C", (340.0, 360.0))
+    assert read["FI-102"] == ("FI-102", "FI-102", "FI-102", "bpd", (9800.0, 10200.0))
+
+
+async def test_clients_cannot_write_a_property_or_a_name(daemon):
+    async with Client(daemon.opcua_url) as client:
+        tag = client.get_node(ua.NodeId("TI-101", 2))
+        eu_range = await tag.get_child("0:EURange")
+        with pytest.raises(ua.UaStatusCodeError) as refused_value:
+            await eu_range.write_value(ua.DataValue(ua.Variant(ua.Range(Low=0.0, High=1.0))))
+        with pytest.raises(ua.UaStatusCodeError) as refused_name:
+            await tag.write_attribute(ua.AttributeIds.DisplayName,
+                                      ua.DataValue(ua.Variant(ua.LocalizedText("renamed"))))
+        assert (await tag.read_display_name()).Text == "TI-101"
+    assert refused_value.value.code in (SC.BadNotWritable, SC.BadUserAccessDenied)
+    assert refused_name.value.code in (SC.BadNotWritable, SC.BadUserAccessDenied)
+
+
+# --------------------------------------------------------------------------- address space memory
+
+
+async def test_nodes_share_their_constant_attributes_but_not_their_values(monkeypatch):
+    monkeypatch.setattr(opcua_server_space, "BUILD_SLICE_TAGS", 7)  # several slices
+    catalog = Catalog.build(load_plant(ROOT / "config/plant.toml"), synthetic_tags=20)
+    server = Server()
+    await server.init()
+    assert await server.register_namespace(opcua_server_space.NAMESPACE_URI) == 2
+    space = await opcua_server_space.build_address_space(server, catalog)
+    nodes = server.iserver.aspace
+    A = ua.AttributeIds
+
+    def attribute(node_id: str, attribute_id: ua.AttributeIds):
+        return nodes[ua.NodeId(node_id, 2)].attributes[attribute_id]
+
+    assert len(space.tag_nodes) == len(catalog)
+    first, last = catalog.tags[0].id, catalog.tags[-1].id
+    assert attribute(first, A.AccessLevel) is attribute(last, A.AccessLevel)
+    assert attribute(first, A.Value) is not attribute(last, A.Value)
+    assert attribute(first, A.NodeId) is not attribute(last, A.NodeId)
+    # Synthetic tags have equal ranges: one shared property value; plant tags differ.
+    assert attribute("SYN-00001/EURange", A.Value) is attribute("SYN-00020/EURange", A.Value)
+    assert attribute("TI-101/EURange", A.Value).value.Value.Value == ua.Range(Low=340.0, High=360.0)
+    assert attribute("FI-102/EURange", A.Value).value.Value.Value == ua.Range(Low=9800.0, High=10200.0)
+
+
+async def test_a_standard_node_written_after_sharing_keeps_the_others_unchanged():
+    server = Server()
+    await server.init()
+    nodes = server.iserver.aspace
+    event_notifier = ua.AttributeIds.EventNotifier
+    objects, views = ua.NodeId(ua.ObjectIds.ObjectsFolder), ua.NodeId(ua.ObjectIds.ViewsFolder)
+    opcua_server_space.share_standard_values(nodes)
+    assert nodes[objects].attributes[event_notifier].value is nodes[views].attributes[event_notifier].value
+    # What asyncua does to the Server object when an event generator starts.
+    await server.write_attribute_value(objects, ua.DataValue(ua.Variant(1, ua.VariantType.Byte)),
+                                       event_notifier)
+    assert nodes.read_attribute_value(objects, event_notifier).Value.Value == 1
+    assert nodes.read_attribute_value(views, event_notifier).Value.Value == 0
 
 
 # --------------------------------------------------------------------------- mapping

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import urllib.request
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -157,3 +158,12 @@ def test_the_report_command_writes_the_file_and_shows_progress(daemon, tmp_path)
     assert "[5/5]" in result.stderr
     text = "\n".join(p.extract_text() for p in PdfReader(out).pages)
     assert "Mass and energy balance" in text
+
+
+def test_the_daemon_renders_reports_without_loading_the_rendering_libraries(daemon):
+    for fmt in ("html", "pdf", "xlsx"):
+        _download(daemon, fmt)
+    maps = Path(f"/proc/{daemon.proc.pid}/maps").read_text()
+    # Each library has a compiled extension the daemon would map once it imported them.
+    for library in ("matplotlib", "PIL", "fontTools"):
+        assert f"/{library}/" not in maps, library

@@ -17,6 +17,7 @@ from drivers.quality import Quality, Reason
 from gateway.catalog import Catalog
 from gateway.report_cmd import parse_day
 from gateway.reports import PlantDay, ReportError, ReportFormat, ReportSources, generate
+from gateway.reports import sources as sources_module
 from gateway.reports.service import expired, next_run
 from gateway.settings import load_config
 from gateway.store.embedded import EmbeddedStore
@@ -81,6 +82,31 @@ async def test_quality_shares_are_counted_per_tag_from_the_embedded_store(tmp_pa
     async with ReportSources(tmp_path, ids) as sources:
         inputs = await sources.read_day(day, day.end)
     assert inputs.quality == {ids[0]: [2, 0, 1], ids[1]: [1, 1, 1]}
+
+
+async def test_quality_is_counted_in_chunks_of_scans_for_plant_tags_only(tmp_path, config, monkeypatch):
+    monkeypatch.setattr(sources_module, "QUALITY_CHUNK_SCANS", 2)  # 5 scans: chunks of 2, 2, 1
+    catalog = Catalog.build(config.plant, synthetic_tags=3)
+    ids = [t.id for t in catalog.tags]
+    store = EmbeddedStore(tmp_path / "history.sqlite", retention_s=86400 * 30, max_bytes=10**9,
+                          tag_ids=ids)
+    await store.open()
+    day = PlantDay.of(date(2026, 3, 5), CARACAS)
+    first_synthetic = len(config.plant.tags)
+    mixed = np.array([0, first_synthetic], dtype=np.int32)  # a plant tag beside a synthetic one
+    synthetic = np.arange(first_synthetic, len(ids), dtype=np.int32)
+    codes = [Quality.GOOD, Quality.DOUBTFUL, Quality.BAD, Quality.GOOD, Quality.GOOD]
+    for k, code in enumerate(codes):
+        ts = day.start + 60 * k
+        await store.append(Batch.build("mixed", "d", ts, ts, mixed, np.array([1.0, 2.0]),
+                                       np.array([code, Quality.BAD], dtype=np.uint8),
+                                       np.zeros(2, np.uint8)))
+        await store.append(Batch.build("synthetic", "d", ts, ts, synthetic, np.ones(3),
+                                       np.full(3, Quality.GOOD, dtype=np.uint8), np.zeros(3, np.uint8)))
+    await store.close()
+    async with ReportSources(tmp_path, ids) as sources:
+        inputs = await sources.read_day(day, day.end)
+    assert inputs.quality == {ids[0]: [3, 1, 1]}
 
 
 async def test_a_state_directory_without_data_gives_a_report_that_says_so(tmp_path, config):
