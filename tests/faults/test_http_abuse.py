@@ -33,10 +33,11 @@ FUZZ_EXAMPLES_PER_OPERATION = 200
 FUZZ_SKIPPED_PATHS = ("/api/stream", "/api/auth/logout")
 
 
-@pytest.fixture(scope="module")
-def daemon(tmp_path_factory):
-    state = state_with_users(tmp_path_factory.mktemp("http-abuse") / "state", PASSWORD,
-                             {"sofia": Role.SUPERVISOR})
+@pytest.fixture
+def daemon(tmp_path):
+    # One daemon per test: after a login flood from loopback the rate limiter rightly refuses
+    # every login from there for a while, the fuzzer's own included.
+    state = state_with_users(tmp_path / "state", PASSWORD, {"sofia": Role.SUPERVISOR})
     d = DaemonProcess(state, env={"REFINERYIQ_OPCUA_SERVER__ENABLED": "false"}).start()
     d.wait_healthy(90)
     yield d
