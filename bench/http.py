@@ -3,9 +3,11 @@
     .venv/bin/python -m bench.http [--clients 50] [--seconds 10] [--sse-clients 50]
 
 Read routes: ``clients`` concurrent aiohttp clients loop over the routes for ``seconds``;
-p50/p99 per route and overall (target p99 <= 20 ms). SSE: ``sse-clients`` streams open at
-once; the spread between the first and last client receiving the same ``values`` event
-(by event id), and how many events each received. Results go to
+p50/p99 per route and overall (target p99 <= 20 ms), and the CPU seconds the daemon process
+and the load generator each spent meanwhile (they share the machine's cores with the
+simulator, so a busy load generator adds to the latencies too). SSE: ``sse-clients`` streams
+open at once; the spread between the first and last client receiving the same ``values``
+event (by event id), and how many events each received. Results go to
 ``bench/results/http-*.json`` and ``latest.json`` (bench.common.write_results).
 """
 
@@ -20,6 +22,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import aiohttp
+import psutil
 
 from bench.common import write_results
 from tests.support.daemon import DaemonProcess
@@ -40,10 +43,17 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-async def read_load(url: str, clients: int, seconds: float) -> dict:
+def cpu_s(process: psutil.Process) -> float:
+    """User plus system CPU seconds of ``process`` so far."""
+    times = process.cpu_times()
+    return times.user + times.system
+
+
+async def read_load(url: str, clients: int, seconds: float, daemon: psutil.Process) -> dict:
     """Each client walks the routes in turn until time is up."""
     latencies: dict[str, list[float]] = defaultdict(list)
     errors = 0
+    daemon_cpu_start, own_cpu_start = cpu_s(daemon), time.process_time()
     deadline = time.perf_counter() + seconds
 
     async def client(offset: int, session: aiohttp.ClientSession) -> None:
@@ -62,10 +72,14 @@ async def read_load(url: str, clients: int, seconds: float) -> dict:
     connector = aiohttp.TCPConnector(limit=clients)
     async with aiohttp.ClientSession(connector=connector) as session:
         await asyncio.gather(*(client(i, session) for i in range(clients)))
+    daemon_cpu, own_cpu = cpu_s(daemon) - daemon_cpu_start, time.process_time() - own_cpu_start
     every = [x for v in latencies.values() for x in v]
     return {
         "clients": clients, "seconds": seconds, "requests": len(every), "errors": errors,
         "requests_per_s": round(len(every) / seconds, 1),
+        "daemon_cpu_s": round(daemon_cpu, 2),
+        "daemon_cpu_us_per_request": round(daemon_cpu / max(len(every), 1) * 1e6, 1),
+        "load_generator_cpu_s": round(own_cpu, 2),
         "p50_ms": round(percentile(every, 0.50), 2), "p99_ms": round(percentile(every, 0.99), 2),
         "target_p99_ms": TARGET_P99_MS,
         "meets_target": percentile(every, 0.99) <= TARGET_P99_MS,
@@ -115,7 +129,7 @@ async def main(args: argparse.Namespace) -> dict:
     try:
         await asyncio.to_thread(daemon.wait_healthy, 90)
         await asyncio.sleep(3)  # a first analytics run, so the routes have data
-        reads = await read_load(daemon.url, args.clients, args.seconds)
+        reads = await read_load(daemon.url, args.clients, args.seconds, psutil.Process(daemon.proc.pid))
         sse = await sse_fanout(daemon.url, args.sse_clients, args.seconds)
     finally:
         daemon.kill()
@@ -132,6 +146,7 @@ if __name__ == "__main__":
     r = results["reads"]
     print(f"reads: {r['requests_per_s']} req/s, p50 {r['p50_ms']} ms, p99 {r['p99_ms']} ms "
           f"(target {TARGET_P99_MS} ms: {'met' if r['meets_target'] else 'NOT met'}), "
-          f"errors {r['errors']}")
+          f"errors {r['errors']}; daemon CPU {r['daemon_cpu_s']} s ({r['daemon_cpu_us_per_request']} us "
+          f"per request), load generator CPU {r['load_generator_cpu_s']} s")
     print(f"sse: {results['sse']}")
     print(f"written to {path}")

@@ -123,11 +123,17 @@ def _latest(table: Table, id_column: str) -> str:
 
 
 class AnalyticsStore:
-    """Persists analytics rows and reads them back (latest, history), off the event loop."""
+    """Persists analytics rows and reads them back (latest, history), off the event loop.
+
+    ``version`` grows after every committed change of the stored rows (a saved run, a
+    retention pass that deleted rows): the HTTP API keeps answers read from here until it
+    moves on.
+    """
 
     def __init__(self, path: Path, retention_s: float):
         self.path = Path(path)
         self.retention_s = retention_s
+        self.version = 0
         self._db = SqliteThread(self.path, SCHEMA, name="analytics-store")
 
     async def open(self) -> None:
@@ -150,6 +156,7 @@ class AnalyticsStore:
                     conn.executemany(sql, params)
 
         await self._db.transaction(write)
+        self.version += 1
 
     async def enforce_retention(self, now: float) -> int:
         """Delete rows older than the retention; returns how many were deleted."""
@@ -159,7 +166,10 @@ class AnalyticsStore:
             return sum(conn.execute(f"DELETE FROM {t.name} WHERE {t.time_column} < ?",
                                     (cutoff,)).rowcount for t in TABLES)
 
-        return await self._db.transaction(trim)
+        deleted = await self._db.transaction(trim)
+        if deleted:
+            self.version += 1
+        return deleted
 
     async def _rows(self, table: Table, sql: str, params: Sequence = ()) -> list[dict]:
         values = await self._db.call(lambda conn: conn.execute(sql, params).fetchall())

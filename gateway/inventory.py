@@ -119,6 +119,7 @@ class InventoryStore:
         # The daemon is the file's only writer, so the listing is kept until a write changes it:
         # dashboards poll it far more often than anyone edits the inventory.
         self._listing: list[StockItem] | None = None
+        self.version = 0  # grows after every committed write (the HTTP API's cache reads it)
 
     async def open(self, seed: Iterable[InventoryItem] = ()) -> None:
         """Open (creating if needed) and seed with ``seed`` if this file was never seeded."""
@@ -199,7 +200,7 @@ class InventoryStore:
             return int(cur.lastrowid)
 
         item_id = await self._conn().transaction(insert)
-        self._listing = None
+        self._written()
         return await self.get(item_id)
 
     async def update(self, item_id: int, fields: dict[str, Any],
@@ -221,7 +222,7 @@ class InventoryStore:
             return cur.rowcount
 
         changed = await self._conn().transaction(write)
-        self._listing = None
+        self._written()
         if not changed:
             raise ItemNotFound(f"no inventory item with id {item_id}")
         return await self.get(item_id)
@@ -231,10 +232,14 @@ class InventoryStore:
         current = await self.get(item_id)
         deleted = await self._conn().transaction(lambda conn: conn.execute(
             "DELETE FROM inventory WHERE id = ?", (item_id,)).rowcount)
-        self._listing = None
+        self._written()
         if not deleted:
             raise ItemNotFound(f"no inventory item with id {item_id}")
         return current
+
+    def _written(self) -> None:
+        self._listing = None
+        self.version += 1
 
     def _with_status(self, values: dict[str, Any], status: StockStatus | None) -> dict[str, Any]:
         derived = stock_status(values["quantity"], values["reorder_level"], values["critical_level"])

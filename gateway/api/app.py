@@ -28,6 +28,7 @@ from gateway.api import (
 )
 from gateway.api.context import CTX_KEY, GatewayContext
 from gateway.api.errors import error_middleware
+from gateway.api.response_cache import CACHE_KEY, ResponseCache
 
 DOMAINS = (health, tags, metrics, auth, alarms, analytics, openapi, devices, history, stream,
            seed_dashboard, seed_inventory, seed_assets, seed_alerts, seed_maintenance,
@@ -40,6 +41,7 @@ def create_app(ctx: GatewayContext) -> web.Application:
                           client_max_size=1024 * 1024)
     cors.setup(app, ctx.settings.http.cors_origins)
     app[CTX_KEY] = ctx
+    app[CACHE_KEY] = ResponseCache()
     for domain in DOMAINS:
         domain.setup(app)
     return app

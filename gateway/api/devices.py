@@ -3,7 +3,9 @@
 ``GET /api/devices``              every configured device: connection, freshness, counters
 ``GET /api/devices/{device_id}``  one device (404 for an unknown id)
 
-The same figures as the ``devices`` section of ``/health`` (``gateway.api.health``).
+The same figures as the ``devices`` section of ``/health`` (``gateway.api.health``). Counters
+move with every accepted scan and freshness and rates with the clock, so an answer is kept
+for at most one second (``gateway.api.response_cache``).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
 from gateway.api.health import device_report
 from gateway.api.openapi import InvalidInput, Operation, add, respond
+from gateway.api.response_cache import cached
 
 TAG = "gateway"
 
@@ -38,11 +42,13 @@ class DeviceState(BaseModel):
     driver: dict[str, Any]
 
 
+@cached(sources.catalog, sources.scans, sources.clock_second)
 async def get_devices(request: web.Request) -> web.Response:
     return respond([DeviceState.model_validate(d)
                     for d in device_report(ctx_of(request), time.time())])
 
 
+@cached(sources.catalog, sources.scans, sources.clock_second)
 async def get_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
     for d in device_report(ctx_of(request), time.time()):

@@ -7,6 +7,7 @@ import time
 from enum import StrEnum
 
 from aiohttp import web
+from pydantic_core import to_json
 
 from gateway.api.context import GatewayContext, ctx_of
 
@@ -99,7 +100,8 @@ async def get_health(request: web.Request) -> web.Response:
     }
     for name, report in ctx.extras.get("health_sections", {}).items():
         body[name] = report()
-    return web.json_response(body, status=503 if status is Health.UNHEALTHY else 200)
+    return web.Response(body=to_json(body), status=503 if status is Health.UNHEALTHY else 200,
+                        content_type="application/json", charset="utf-8")
 
 
 def setup(app: web.Application) -> None:

@@ -18,8 +18,10 @@ from aiohttp import web
 from pydantic import BaseModel, Field, field_validator
 
 from drivers.quality import Quality
+from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
 from gateway.api.openapi import InvalidInput, Operation, QueryModel, add, query_of, respond
+from gateway.api.response_cache import cached
 
 TAG = "gateway"
 DEFAULT_SPAN_S = 3600.0
@@ -82,6 +84,7 @@ def _num(x: float) -> float | None:
     return x if math.isfinite(x) else None
 
 
+@cached(sources.catalog, sources.scans, sources.clock_second)
 async def get_history(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     tag_id = request.match_info["tag_id"]

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import to_json
 
 from gateway.api.auth import Role, public, require_role
 from gateway.api.errors import error
@@ -135,20 +136,10 @@ def body_of(request: web.Request) -> Any:
     return request[BODY_KEY]
 
 
-def dump(value: Any) -> Any:
-    """Models (and lists/dicts of them) as JSON-ready data."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, list):
-        return [dump(v) for v in value]
-    if isinstance(value, dict):
-        return {k: dump(v) for k, v in value.items()}
-    return value
-
-
 def respond(value: Any, status: int = 200) -> web.Response:
-    """A JSON answer from models."""
-    return web.json_response(dump(value), status=status)
+    """A JSON answer from models (and lists/dicts of them), encoded by pydantic's serializer
+    in one pass: the same JSON as ``model_dump(mode="json")``, without the dicts in between."""
+    return web.Response(body=to_json(value), status=status, content_type=JSON, charset="utf-8")
 
 
 def _validating(op: Operation) -> Handler:

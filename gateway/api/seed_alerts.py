@@ -25,9 +25,11 @@ from pydantic import BaseModel, Field
 from analytics.alarm_lifecycle import AlarmError
 from analytics.alarm_types import Alarm, AlarmState, AlarmTransition, Severity
 from gateway.alarm_journal import MAX_QUERY_ROWS, JournalFilter
+from gateway.api import response_cache as sources
 from gateway.api.auth import Role, current_user
 from gateway.api.context import GatewayContext, ctx_of
 from gateway.api.openapi import InvalidInput, Operation, QueryModel, add, query_of, respond
+from gateway.api.response_cache import cached
 from gateway.api.seed_common import ALARMS, finite, service, unit_names, utc
 
 TAG = "alerts"
@@ -110,6 +112,7 @@ def alert_of_activation(ctx: GatewayContext, t: AlarmTransition, names: dict[str
                  acknowledged_by=acknowledged_by)
 
 
+@cached(sources.catalog, sources.alarms)
 async def get_alerts(request: web.Request) -> web.Response:
     """GET /api/alerts: standing alarms, newest first."""
     ctx = ctx_of(request)
@@ -149,6 +152,7 @@ def occurrences(ctx: GatewayContext, transitions: list[AlarmTransition],
     return out
 
 
+@cached(sources.catalog, sources.alarms)
 async def get_history(request: web.Request) -> web.Response:
     """GET /api/alerts/history: occurrences newest first."""
     ctx = ctx_of(request)

@@ -19,8 +19,10 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from drivers.quality import Quality
+from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
 from gateway.api.openapi import Operation, add, respond
+from gateway.api.response_cache import cached
 from gateway.api.seed_common import (
     EquipmentStatus,
     analytics_latest,
@@ -56,6 +58,7 @@ class Asset(BaseModel):
     sensors: list[Sensor]
 
 
+@cached(sources.catalog, sources.scans, sources.analytics_latest)
 async def get_overview(request: web.Request) -> web.Response:
     """GET /api/assets/overview."""
     ctx = ctx_of(request)

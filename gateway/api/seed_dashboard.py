@@ -29,8 +29,10 @@ from pydantic import BaseModel
 
 from analytics.energy import design_feed_bpd
 from gateway.analytics_run import PLANT_ID
+from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
 from gateway.api.openapi import DOCS_PATH, Operation, add, respond
+from gateway.api.response_cache import cached
 from gateway.api.seed_common import ANALYTICS, by_key, finite, service, utc
 
 HOUR_S = 3600.0
@@ -111,6 +113,7 @@ async def get_root(request: web.Request) -> web.Response:
                             health="/health"))
 
 
+@cached(sources.catalog, sources.analytics_latest)
 async def get_kpis(request: web.Request) -> web.Response:
     """GET /api/kpis: each unit's latest KPIs, in catalog order."""
     ctx = ctx_of(request)
@@ -150,6 +153,7 @@ def hourly(rows: list[dict], now: float, zone: ZoneInfo) -> list[HistoryPoint]:
     return out
 
 
+@cached(sources.analytics_rows)
 async def get_history(request: web.Request) -> web.Response:
     """GET /api/dashboard/history: the plant's hourly trend from the stored KPI rows."""
     analytics = service(request, ANALYTICS)
@@ -177,6 +181,7 @@ def daily_loss_usd(lost_bpd: float | None, excess_kwh: float | None,
     return lost_bpd * margin + excess_kwh * price
 
 
+@cached(sources.catalog, sources.analytics_latest)
 async def get_advanced(request: web.Request) -> web.Response:
     """GET /api/stats/advanced: plant OEE, stability and daily loss."""
     ctx = ctx_of(request)

@@ -19,8 +19,10 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from analytics.energy import DAYS_PER_YEAR
+from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
 from gateway.api.openapi import Operation, add, respond
+from gateway.api.response_cache import cached
 from gateway.api.seed_common import ANALYTICS, finite, service, unit_names, utc
 
 TAG = "energy"
@@ -44,6 +46,7 @@ class EnergyAnalysis(BaseModel):
     complete: bool
 
 
+@cached(sources.catalog, sources.analytics_rows)
 async def get_analysis(request: web.Request) -> web.Response:
     """GET /api/energy/analysis."""
     ctx = ctx_of(request)

@@ -22,9 +22,11 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from analytics.tanks import TankTrend
 from drivers.quality import Quality
+from gateway.api import response_cache as sources
 from gateway.api.auth import Role
 from gateway.api.context import ctx_of
 from gateway.api.openapi import BodyModel, InvalidInput, Operation, add, body_of, respond
+from gateway.api.response_cache import cached
 from gateway.api.seed_common import INVENTORY, analytics_latest, by_key, service, utc
 from gateway.inventory import DuplicateSku, InventoryStore, ItemNotFound, StockItem, StockStatus
 
@@ -140,6 +142,7 @@ def _item_id(request: web.Request) -> int:
     return item_id
 
 
+@cached(sources.catalog, sources.scans, sources.analytics_latest, sources.inventory)
 async def get_supplies(request: web.Request) -> web.Response:
     """GET /api/supplies/data: tanks and inventory."""
     items = await _store(request).list()
@@ -147,10 +150,12 @@ async def get_supplies(request: web.Request) -> web.Response:
                                 inventory=[inventory_row(i) for i in items]))
 
 
+@cached(sources.inventory)
 async def list_inventory(request: web.Request) -> web.Response:
     return respond([inventory_row(i) for i in await _store(request).list()])
 
 
+@cached(sources.inventory)
 async def get_item(request: web.Request) -> web.Response:
     try:
         return respond(inventory_row(await _store(request).get(_item_id(request))))

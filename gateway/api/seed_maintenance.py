@@ -16,8 +16,10 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel
 
+from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
 from gateway.api.openapi import Operation, add, respond
+from gateway.api.response_cache import cached
 from gateway.api.seed_common import MAINTENANCE, finite, service
 
 TAG = "maintenance"
@@ -73,6 +75,7 @@ def prediction_dicts(maintenance: Any) -> dict[str, dict]:
     return out
 
 
+@cached(sources.catalog, sources.predictions)
 async def get_predictions(request: web.Request) -> web.Response:
     """GET /api/maintenance/predictions."""
     ctx = ctx_of(request)

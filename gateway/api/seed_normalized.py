@@ -18,6 +18,7 @@ without analytics. Process data covers plant tags (synthetic benchmark tags have
 
 from __future__ import annotations
 
+import asyncio
 import time
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
@@ -28,8 +29,11 @@ from pydantic import BaseModel, Field
 
 from analytics.alarm_types import AlarmState
 from drivers.quality import Quality
+from gateway.alarm_service import AlarmService
+from gateway.api import response_cache as sources
 from gateway.api.context import GatewayContext, ctx_of
 from gateway.api.openapi import Operation, QueryModel, add, query_of, respond
+from gateway.api.response_cache import cached
 from gateway.api.seed_common import (
     ALARMS,
     ANALYTICS,
@@ -127,6 +131,12 @@ def _day_start(request: web.Request, now: float) -> float:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
 
 
+async def _activations_last_day(alarms: AlarmService | None) -> int:
+    return 0 if alarms is None else int((await alarms.kpis(DAY_S))["activations"])
+
+
+@cached(sources.catalog, sources.scans, sources.alarms, sources.analytics_latest,
+        sources.clock_second)
 async def get_stats(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     now = time.time()
@@ -136,9 +146,11 @@ async def get_stats(request: web.Request) -> web.Response:
     if latest is not None and latest.equipment:
         operational = sum(1 for r in latest.equipment
                           if equipment_status(r.get("status")) is EquipmentStatus.OPERATIONAL)
-    stats = await ctx.store.stats()
-    today = await ctx.store.count_values(_day_start(request, now), now + FUTURE_MARGIN_S)
-    total_alerts = 0 if alarms is None else int((await alarms.kpis(DAY_S))["activations"])
+    # Asked together: the alarm journal's read runs beside the embedded store's two.
+    stats, today, total_alerts = await asyncio.gather(
+        ctx.store.stats(),
+        ctx.store.count_values(_day_start(request, now), now + FUTURE_MARGIN_S),
+        _activations_last_day(alarms))
     active_alerts = 0 if alarms is None else sum(1 for a in alarms.active()
                                                  if a.state in ANNUNCIATED)
     return respond(NormalizedStats(
@@ -150,6 +162,7 @@ async def get_stats(request: web.Request) -> web.Response:
         last_updated=datetime.now(UTC)))
 
 
+@cached(sources.catalog, sources.scans, sources.analytics_latest)
 async def get_units(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     latest = analytics_latest(request)
@@ -162,6 +175,7 @@ async def get_units(request: web.Request) -> web.Response:
                     for u in ctx.catalog.plant.units])
 
 
+@cached(sources.catalog)
 async def get_tags(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     names = unit_names(ctx)
@@ -173,6 +187,7 @@ async def get_tags(request: web.Request) -> web.Response:
                     for t in plant_tags(ctx)])
 
 
+@cached(sources.catalog, sources.analytics_latest)
 async def get_equipment(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     latest = analytics_latest(request)
@@ -195,6 +210,7 @@ async def recent_samples(ctx: GatewayContext, limit: int
                     recent.tag_index.tolist(), strict=True))
 
 
+@cached(sources.catalog, sources.scans)
 async def get_process_data(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     query: RecordsQuery = query_of(request)

@@ -6,9 +6,12 @@ import math
 from datetime import UTC, datetime
 
 from aiohttp import web
+from pydantic_core import to_json
 
 from drivers.quality import Quality, Reason
+from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
+from gateway.api.response_cache import cached
 
 
 def iso(ts: float) -> str | None:
@@ -22,13 +25,20 @@ def quality_word(code: int) -> str:
     return Quality(code).name.lower()
 
 
+@cached(sources.catalog, sources.scans)
 async def get_live_tags(request: web.Request) -> web.Response:
+    """GET /api/tags/live: every catalog tag's newest value, quality and source time."""
     ctx = ctx_of(request)
     live = ctx.pipeline.live
     values = live.values.tolist()
     quality = live.quality.tolist()
     reason = live.reason.tolist()
     source_ts = live.source_ts.tolist()
+    # Words and timestamps are made once per distinct code or time: the tags of one scan
+    # share their source time, and there are few quality and reason codes.
+    quality_text = {q: quality_word(q) for q in set(quality)}
+    reason_text = {r: Reason(r).name.lower() if r else None for r in set(reason)}
+    stamps = {ts: iso(ts) for ts in set(source_ts)}
     out = []
     for i, tag in enumerate(ctx.catalog.tags):
         value = values[i]
@@ -41,11 +51,11 @@ async def get_live_tags(request: web.Request) -> web.Response:
             "value": None if math.isnan(value) else value,
             "engineering_units": tag.engineering_units,
             "quality": quality[i],
-            "quality_text": quality_word(quality[i]),
-            "reason": Reason(reason[i]).name.lower() if reason[i] else None,
-            "source_timestamp": iso(source_ts[i]),
+            "quality_text": quality_text[quality[i]],
+            "reason": reason_text[reason[i]],
+            "source_timestamp": stamps[source_ts[i]],
         })
-    return web.json_response(out)
+    return web.Response(body=to_json(out), content_type="application/json", charset="utf-8")
 
 
 def setup(app: web.Application) -> None:

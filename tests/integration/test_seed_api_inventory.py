@@ -47,3 +47,16 @@ async def test_a_duplicate_sku_is_refused(store):
 async def test_an_unknown_id_is_not_found(store):
     with pytest.raises(ItemNotFound):
         await store.get(42)
+
+
+async def test_every_committed_write_moves_the_version_on_and_a_refused_one_does_not(store):
+    seeded = (await store.list())[0]
+    added = await store.add({"item": "Filtro", "sku": "FLT-1", "quantity": 3, "unit": "pza"})
+    assert store.version == 1
+    await store.update(added.id, {"quantity": 1})
+    assert store.version == 2
+    with pytest.raises(DuplicateSku):
+        await store.add({"item": "Otro", "sku": seeded.sku, "quantity": 1, "unit": "kg"})
+    assert store.version == 2
+    await store.delete(added.id)
+    assert store.version == 3
