@@ -30,14 +30,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import multiprocessing
 import os
 import signal
 import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -54,13 +52,13 @@ from analytics.pdm.predict import (
     Prediction,
     PredictionLevel,
     Unavailable,
-    child_init,
     describe_models,
     predict_fleet,
 )
 from analytics.pdm.signals import EquipmentType, model_signals
 from drivers.quality import usable_mask
 from gateway.catalog import Catalog
+from gateway.child_process import run_in_child
 from gateway.logs import get_logger
 from gateway.settings import MaintenanceSettings
 from gateway.store.sqlite_thread import SqliteThread
@@ -178,16 +176,8 @@ class MaintenanceService:
         return len(self.models)
 
     async def _in_child(self, function: Callable[..., Any], *args: Any) -> Any:
-        """``function(*args)`` in a spawned child process that exits afterwards (see the
-        module docstring); the event loop awaits it without blocking."""
-        pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=child_init, initargs=(PREDICT_NICE,))
-        try:
-            return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
-        finally:
-            # Joins the child off the loop; when the run was cancelled midway (shutdown), this
-            # waits for its one task, a second or two.
-            await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
+        """``function(*args)`` in a spawned child process (see the module docstring)."""
+        return await run_in_child(function, *args, nice=PREDICT_NICE)
 
     # -- first-start training --------------------------------------------------------------
 

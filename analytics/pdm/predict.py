@@ -20,15 +20,12 @@ or evaluate a model, never at module level: the daemon's process never holds the
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from signal import SIG_IGN, SIGINT, SIGTERM
-from signal import signal as set_signal_handler
 from typing import Any
 
 import numpy as np
@@ -310,15 +307,6 @@ def _narrative(model: LoadedModel, equipment_id: str, probability: float, level:
 
 
 # --------------------------------------------------------------------------- the prediction child
-
-
-def child_init(nice: int) -> None:
-    """Initializer of the prediction child: a lower CPU priority than the scans, and no
-    reaction to the terminal's Ctrl-C or the service's SIGTERM (the daemon ends its runs; the
-    child exits after its one task or when the daemon's end of the pipe closes)."""
-    os.nice(nice)
-    set_signal_handler(SIGINT, SIG_IGN)
-    set_signal_handler(SIGTERM, SIG_IGN)
 
 
 def describe_models(directory: Path) -> dict[EquipmentType, ModelInfo]:

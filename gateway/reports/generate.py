@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import multiprocessing
 import os
-import signal
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from gateway.catalog import Catalog
+from gateway.child_process import run_in_child
 from gateway.reports.build import build_report
 from gateway.reports.model import DailyReport, PlantDay, ReportFormat
 from gateway.reports.sources import DayInputs, ReportSources
@@ -100,24 +97,6 @@ def build_and_render_plant(inputs: DayInputs, day: PlantDay, until: float, gener
     return build_and_render(inputs, day, until, generated_at, Catalog.build(plant), settings, fmt)
 
 
-def _child_init(nice: int) -> None:
-    """The report child: a lower CPU priority, and deaf to the terminal's Ctrl-C and the
-    service's SIGTERM (it exits after its one report, or when the daemon's pipe closes)."""
-    os.nice(nice)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
-async def _in_child(function: Callable[..., Any], *args: Any) -> Any:
-    """``function(*args)`` in a spawned child process that exits afterwards."""
-    pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_child_init, initargs=(CHILD_NICE,))
-    try:
-        return await asyncio.get_running_loop().run_in_executor(pool, function, *args)
-    finally:
-        await asyncio.to_thread(pool.shutdown, wait=True, cancel_futures=True)
-
-
 async def generate(sources: ReportSources, settings: GatewaySettings, catalog: Catalog,
                    day: date, fmt: ReportFormat, now: float | None = None,
                    progress: Progress = _no_progress, in_child: bool = False) -> RenderedReport:
@@ -136,8 +115,8 @@ async def generate(sources: ReportSources, settings: GatewaySettings, catalog: C
     inputs = await sources.read_day(plant_day, until)
     if in_child:
         progress(f"building and rendering {fmt.value.upper()} in a child process")
-        report, content = await _in_child(build_and_render_plant, inputs, plant_day, until, now,
-                                          catalog.plant, settings, fmt)
+        report, content = await run_in_child(build_and_render_plant, inputs, plant_day, until, now,
+                                              catalog.plant, settings, fmt, nice=CHILD_NICE)
     else:
         report, content = await asyncio.to_thread(build_and_render, inputs, plant_day, until, now,
                                                   catalog, settings, fmt, progress)
