@@ -7,9 +7,9 @@ import time
 from enum import StrEnum
 
 from aiohttp import web
-from pydantic_core import to_json
 
 from gateway.api.context import GatewayContext, ctx_of
+from gateway.api.openapi import respond
 
 # A device whose last good scan is older than this many of its scan intervals is not current.
 STALE_INTERVALS = 5
@@ -100,8 +100,7 @@ async def get_health(request: web.Request) -> web.Response:
     }
     for name, report in ctx.extras.get("health_sections", {}).items():
         body[name] = report()
-    return web.Response(body=to_json(body), status=503 if status is Health.UNHEALTHY else 200,
-                        content_type="application/json", charset="utf-8")
+    return respond(body, status=503 if status is Health.UNHEALTHY else 200)
 
 
 def setup(app: web.Application) -> None:

@@ -6,11 +6,11 @@ import math
 from datetime import UTC, datetime
 
 from aiohttp import web
-from pydantic_core import to_json
 
 from drivers.quality import Quality, Reason
 from gateway.api import response_cache as sources
 from gateway.api.context import ctx_of
+from gateway.api.openapi import respond
 from gateway.api.response_cache import cached
 
 
@@ -55,7 +55,7 @@ async def get_live_tags(request: web.Request) -> web.Response:
             "reason": reason_text[reason[i]],
             "source_timestamp": stamps[source_ts[i]],
         })
-    return web.Response(body=to_json(out), content_type="application/json", charset="utf-8")
+    return respond(out)
 
 
 def setup(app: web.Application) -> None:
