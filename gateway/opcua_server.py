@@ -12,7 +12,9 @@
     Objects/RefineryIQ/Synthetic/...                     benchmark tags (SYN-*), when configured
 
 Each tag's StatusCode is mapped back from our quality and reason
-(:mod:`gateway.opcua_server_status`); every variable is read-only for clients. Alarm
+(:mod:`gateway.opcua_server_status`); a tag not read yet and a KPI or health figure not
+computed yet read BadWaitingForInitialData, a figure that cannot be computed (no feed for
+OEE, say) BadDataUnavailable, never a Good null. Every variable is read-only for clients. Alarm
 transitions are AlarmConditionType events from the Server object (Severity LOW 300,
 MEDIUM 500, HIGH 800; SourceName the tag id; ConditionName the alarm key).
 

@@ -203,6 +203,9 @@ async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
     figures = {tuple(str(it.RequestedNewNodeId.Identifier).split("/")[1:]): it.RequestedNewNodeId
                for it in b.variables}
     await b.commit(server, shared)
+    aspace = server.iserver.aspace
+    for node_id in figures.values():  # nothing computed yet: Bad, not a Good null
+        aspace.get(node_id).attributes[ua.AttributeIds.Value].value = _waiting()
     n_plant = len(plant.tags)
     tag_nodes = []
     for i, tag in enumerate(catalog.tags):
@@ -221,12 +224,15 @@ async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
         b.prop(node_id, "EngineeringUnits", eu_information(tag.engineering_units),
                ua.ObjectIds.EUInformation)
     await b.commit(server, shared)
-    aspace = server.iserver.aspace
     attrs = [aspace.get(n).attributes[ua.AttributeIds.Value] for n in tag_nodes]
     for attr in attrs:  # a tag not read yet: Bad, waiting for its first value
-        attr.value = ua.DataValue(ua.Variant(None, ua.VariantType.Null),
-                                  ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData))
+        attr.value = _waiting()
     return AddressSpace(tag_attrs=attrs, tag_nodes=tag_nodes, figures=figures, root=root)
+
+
+def _waiting() -> ua.DataValue:
+    return ua.DataValue(ua.Variant(None, ua.VariantType.Null),
+                        ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData))
 
 
 def _tag_parent(b: _Builder, root: ua.NodeId, tag: Tag, syn_pos: int, syn_count: int) -> ua.NodeId:

@@ -259,6 +259,11 @@ async def test_nodes_share_their_constant_attributes_but_not_their_values(monkey
     assert attribute("SYN-00001/EURange", A.Value) is attribute("SYN-00020/EURange", A.Value)
     assert attribute("TI-101/EURange", A.Value).value.Value.Value == ua.Range(Low=340.0, High=360.0)
     assert attribute("FI-102/EURange", A.Value).value.Value.Value == ua.Range(Low=9800.0, High=10200.0)
+    # Nothing computed or read yet: every tag and figure is Bad, waiting (never a Good null).
+    oee, plant_oee = space.figures[("CDU-101", "KPIs", "oee_pct")], space.figures[("KPIs", "oee_pct")]
+    for node_id in (ua.NodeId(first, 2), oee, plant_oee, space.figures[("Gateway", "status")]):
+        assert nodes.read_attribute_value(node_id, A.Value).StatusCode.value == SC.BadWaitingForInitialData
+    assert nodes[oee].attributes[A.Value] is not nodes[plant_oee].attributes[A.Value]
 
 
 async def test_a_standard_node_written_after_sharing_keeps_the_others_unchanged():
