@@ -95,13 +95,18 @@ def generate_histories(kind: EquipmentType, plant: Plant, seeds: list[int], dt: 
     return histories
 
 
+def _with_se(metrics: dict, name: str) -> str:
+    se = metrics.get(f"{name}_se")
+    return f"{metrics[name]:.3f}" + ("" if se is None else f" ± {se:.3f}")
+
+
 def _report(kind: EquipmentType, card: dict, out: TextIO) -> None:
     test = card["metrics"]["test"]
     lead = test["lead_time_h"]
     rul = test.get("rul_mae_h")
     print(f"{kind.value:<11} horizon {card['horizon_h']:g} h  threshold {card['threshold']:.2f}  "
-          f"test runs {card['sizes']['test_runs']}: precision {test['precision']:.3f}  "
-          f"recall {test['recall']:.3f}  F1 {test['f1']:.3f}  brier {test['brier']:.3f}  "
+          f"test runs {card['sizes']['test_runs']}: precision {_with_se(test, 'precision')}  "
+          f"recall {_with_se(test, 'recall')}  F1 {test['f1']:.3f}  brier {test['brier']:.3f}  "
           f"lead time median {lead['median']:.1f} h (p10 {lead['p10']:.1f} h)  "
           f"false alarms (healthy) {100 * test['false_alarm_rate_healthy']:.2f} %  "
           f"RUL MAE {'n/a' if rul is None else f'{rul:.1f} h'}  "

@@ -3,12 +3,13 @@
 A history is one machine from healthy to failure (the simulator's
 :func:`simulator.training.run_to_failure` produces them; this module only needs its fields).
 Rows are split **by run**: every row of a run lands in the same split, so the model is never
-evaluated on a machine life it has seen.
+evaluated on a machine life it has seen. Runs are dealt machine by machine, so every machine of a
+type (the plant has two pumps) has its share of runs in each split and each fold.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -109,29 +110,42 @@ def rows_of(history: RunHistory, kind: EquipmentType, horizon_h: float) -> Rows:
                 run_id=np.full(len(t), history.run_id, dtype=np.int64))
 
 
-def split_runs(run_ids: Sequence[int]) -> dict[SplitName, list[int]]:
-    """Deal runs (sorted by id) round-robin into test and train (1 : 3).
+def dealing_order(run_ids: Sequence[int], machine_of: Mapping[int, str] | None = None) -> list[int]:
+    """Distinct run ids sorted by (machine, id): the order runs are dealt in.
+
+    Dealing this order round-robin gives every machine its share (within one run) of each
+    split and fold, whatever the run ids say about the machine (the simulator picks the
+    machine from the run's seed, so dealing by id alone can put one pump in every test run).
+    """
+    machines = machine_of or {}
+    return sorted(set(run_ids), key=lambda r: (machines.get(r, ""), r))
+
+
+def split_runs(run_ids: Sequence[int], machine_of: Mapping[int, str] | None = None
+               ) -> dict[SplitName, list[int]]:
+    """Deal runs (in :func:`dealing_order`) round-robin into test and train (1 : 3).
 
     Deterministic and disjoint by construction; needs at least 3 runs (one test run and two
-    training runs, the least that cross-validation can split).
+    training runs, the least that cross-validation can split). Each list comes back sorted.
     """
-    ordered = sorted(set(run_ids))
+    ordered = dealing_order(run_ids, machine_of)
     if len(ordered) < 3:
         raise ValueError(f"need at least 3 runs to split into train/test, got {len(ordered)}")
     out: dict[SplitName, list[int]] = {s: [] for s in SplitName}
     for position, run_id in enumerate(ordered):
         out[SplitName.TEST if position % SPLIT_CYCLE == 0 else SplitName.TRAIN].append(run_id)
-    return out
+    return {name: sorted(ids) for name, ids in out.items()}
 
 
-def cv_folds(train_ids: Sequence[int], folds: int = CV_FOLDS) -> list[list[int]]:
-    """Deal training runs (sorted by id) round-robin into at most ``folds`` groups.
+def cv_folds(train_ids: Sequence[int], folds: int = CV_FOLDS,
+             machine_of: Mapping[int, str] | None = None) -> list[list[int]]:
+    """Deal training runs (in :func:`dealing_order`) round-robin into at most ``folds`` groups.
 
     Grouped by run: a fold's rows are predicted by a model that saw none of its runs.
-    Needs at least 2 runs.
+    Needs at least 2 runs. Each fold comes back sorted.
     """
-    ordered = sorted(set(train_ids))
+    ordered = dealing_order(train_ids, machine_of)
     if len(ordered) < 2:
         raise ValueError(f"need at least 2 training runs for cross-validation, got {len(ordered)}")
     k = min(folds, len(ordered))
-    return [ordered[i::k] for i in range(k)]
+    return [sorted(ordered[i::k]) for i in range(k)]

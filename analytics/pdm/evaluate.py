@@ -1,6 +1,7 @@
 """Held-out metrics of a failure classifier: what the model card reports.
 
-* precision / recall / F1 per row ("fails within the horizon" vs the alarm at the threshold);
+* precision / recall / F1 per row ("fails within the horizon" vs the alarm at the threshold),
+  with the standard errors of precision and recall over runs (see :func:`run_standard_error`);
 * Brier score and calibration bins (mean predicted probability vs observed frequency);
 * lead time per run: failure time minus the first alarm *that stays* (every later row alarmed),
   median and 10th percentile; a run whose failure was never alarmed has lead time 0;
@@ -83,6 +84,25 @@ def calibration_bins(label: np.ndarray, probability: np.ndarray) -> list[dict[st
     return out
 
 
+def run_standard_error(numerator: np.ndarray, denominator: np.ndarray) -> float | None:
+    """Standard error of the ratio sum(numerator) / sum(denominator) with runs as the units.
+
+    ``numerator`` and ``denominator`` hold one count per run (true alarms and alarms for
+    precision; true alarms and positive rows for recall). Rows of one run are not independent
+    (a machine that looks worn early alarms for hours), so the error is taken over runs:
+    the linearised ratio estimator, SE = sqrt(n / (n - 1) * sum((num_i - R * den_i)^2)) / sum(den),
+    with R the pooled ratio and n the number of runs. None with fewer than 2 runs or an empty
+    denominator.
+    """
+    num = np.asarray(numerator, dtype=np.float64)
+    den = np.asarray(denominator, dtype=np.float64)
+    n, total = len(num), float(den.sum())
+    if n < 2 or total <= 0.0:
+        return None
+    residual = num - (num.sum() / total) * den
+    return float(np.sqrt(n / (n - 1) * np.sum(residual ** 2)) / total)
+
+
 def lead_time_h(run: Rows, alarm: np.ndarray) -> float:
     """Hours between the first alarm that stays until the failure and the failure (0 if none)."""
     quiet = np.flatnonzero(~alarm)
@@ -97,14 +117,21 @@ def evaluate(rows: Rows, probability: np.ndarray, threshold: float) -> dict[str,
     alarm = probability >= threshold
     precision, recall, f1 = precision_recall(rows.label, alarm)
     leads: list[float] = []
+    counts = []  # per run: true alarms, alarms, positive rows
     for run_id in dict.fromkeys(rows.run_id.tolist()):
         in_run = rows.run_id == run_id
         leads.append(lead_time_h(rows.take(in_run), alarm[in_run]))
+        label = rows.label[in_run]
+        counts.append((np.count_nonzero(alarm[in_run] & label), np.count_nonzero(alarm[in_run]),
+                       np.count_nonzero(label)))
+    per_run = np.array(counts, dtype=np.float64).reshape(-1, 3)
     healthy = rows.healthy
     return {
         "precision": precision,
         "recall": recall,
         "f1": f1,
+        "precision_se": run_standard_error(per_run[:, 0], per_run[:, 1]),
+        "recall_se": run_standard_error(per_run[:, 0], per_run[:, 2]),
         "brier": float(np.mean((probability - rows.label) ** 2)),
         "calibration": calibration_bins(rows.label, probability),
         "lead_time_h": _distribution(leads),

@@ -62,6 +62,29 @@ def test_cv_folds_shrink_to_the_number_of_training_runs():
     assert cv_folds([7, 3]) == [[3], [7]]
 
 
+def test_every_machine_of_a_type_gets_its_share_of_test_runs_and_folds():
+    # The simulator picks the pump from the run's seed (even: PUMP-101, odd: PUMP-305); dealt by
+    # id alone, every fourth id is even and the test runs would all be PUMP-101.
+    machine_of = {r: ("PUMP-101", "PUMP-305")[r % 2] for r in range(40)}
+    by_id = split_runs(list(machine_of))
+    assert {machine_of[r] for r in by_id[SplitName.TEST]} == {"PUMP-101"}
+    splits = split_runs(list(machine_of), machine_of)
+    test = splits[SplitName.TEST]
+    assert sorted(machine_of[r] for r in test) == ["PUMP-101"] * 5 + ["PUMP-305"] * 5
+    assert not set(test) & set(splits[SplitName.TRAIN]) and len(splits[SplitName.TRAIN]) == 30
+    folds = cv_folds(splits[SplitName.TRAIN], machine_of=machine_of)
+    assert sorted(r for f in folds for r in f) == splits[SplitName.TRAIN]
+    for fold in folds:
+        shares = [sum(machine_of[r] == m for r in fold) for m in ("PUMP-101", "PUMP-305")]
+        assert min(shares) >= 3 and abs(shares[0] - shares[1]) <= 1, fold
+
+
+def test_trained_card_tests_on_both_pumps(saved, histories):
+    card = read_card(saved / "PUMP.card.json")
+    machine_of = {h.run_id: h.equipment_id for h in histories}
+    assert {machine_of[r] for r in card["split"]["test"]} == {"PUMP-101", "PUMP-305"}
+
+
 def test_threshold_comes_from_out_of_fold_predictions_of_train_runs_only(saved, trained, histories):
     card = read_card(saved / "PUMP.card.json")
     folds = card["split"]["cv_folds"]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analytics.pdm.evaluate import choose_threshold_cv, fold_bounds
+from analytics.pdm.dataset import Rows
+from analytics.pdm.evaluate import choose_threshold_cv, evaluate, fold_bounds, run_standard_error
 
 
 def _two_folds(precision_b: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -68,3 +69,26 @@ def test_disagreeing_folds_move_the_threshold_to_where_they_agree():
     fold = np.repeat([0, 1], 10)
     threshold, _ = choose_threshold_cv(label, probability, fold, 0.75, 0.5)
     assert threshold == pytest.approx(0.31)
+
+
+def test_run_standard_error_matches_a_hand_computation():
+    # Two runs alarmed 4 rows each, 2 and 0 of them true: pooled precision 2/8 = 0.25;
+    # residuals 2 - 0.25 * 4 = 1 and -1; SE = sqrt(2 / 1 * (1 + 1)) / 8 = 0.25.
+    assert run_standard_error(np.array([2, 0]), np.array([4, 4])) == pytest.approx(0.25)
+    # Runs that agree give no error; one run or nothing alarmed gives none at all.
+    assert run_standard_error(np.array([1, 2, 3]), np.array([2, 4, 6])) == pytest.approx(0.0)
+    assert run_standard_error(np.array([1]), np.array([2])) is None
+    assert run_standard_error(np.array([0, 0]), np.array([0, 0])) is None
+
+
+def test_held_out_metrics_carry_their_standard_errors_over_runs():
+    # Run 7: 4 rows, all failing, all alarmed. Run 9: 4 rows, 2 failing, all alarmed.
+    label = np.array([True] * 4 + [True, True, False, False])
+    rows = Rows(features=np.zeros((8, 1)), label=label, hours_to_failure=np.arange(8, 0, -1.0),
+                healthy=np.zeros(8, bool), time_s=np.arange(8.0), run_id=np.repeat([7, 9], 4))
+    metrics = evaluate(rows, np.full(8, 0.9), 0.5)
+    # Precision 6/8 = 0.75: residuals 4 - 3 = 1 and 2 - 3 = -1, SE = sqrt(2 * 2) / 8 = 0.25.
+    assert metrics["precision"] == pytest.approx(0.75)
+    assert metrics["precision_se"] == pytest.approx(0.25)
+    # Every failing row alarmed in both runs: recall 1.0 with no spread.
+    assert metrics["recall"] == pytest.approx(1.0) and metrics["recall_se"] == pytest.approx(0.0)
