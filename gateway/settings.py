@@ -659,7 +659,7 @@ class MaintenanceSettings(Strict):
     train_on_first_start: bool = True
     # The first-start training waits this long (a daemon that is stopped sooner never trains).
     train_delay_s: float = Field(default=60.0, ge=0)
-    train_runs: int = Field(default=80, ge=3)
+    train_runs: int = Field(default=160, ge=4)
     train_dt_s: float = Field(default=600.0, gt=0)
 
 

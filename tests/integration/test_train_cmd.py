@@ -21,13 +21,13 @@ def test_refineryiq_train_writes_a_model_and_a_card_per_type(tmp_path: Path):
     for kind in EquipmentType:
         assert (out / f"{kind.value}.joblib").is_file()
         card = json.loads((out / f"{kind.value}.card.json").read_text())
-        assert card["equipment_type"] == kind.value and card["sizes"]["test_runs"] == 1
+        assert card["equipment_type"] == kind.value and card["sizes"]["test_runs"] == 2
         assert isinstance(card["meets_target"], bool)
     assert "precision" in done.stdout and "meets target" in done.stdout
 
 
 def test_a_type_missing_the_target_is_named_in_the_output(tmp_path: Path, capsys):
-    assert main(["--runs", "3", "--dt", "3600", "--types", "VALVE", "--jobs", "1",
+    assert main(["--runs", "4", "--dt", "3600", "--types", "VALVE", "--jobs", "1",
                  "--out", str(tmp_path)]) == 0
     card = json.loads((tmp_path / "VALVE.card.json").read_text())
     printed = capsys.readouterr().out
@@ -36,5 +36,5 @@ def test_a_type_missing_the_target_is_named_in_the_output(tmp_path: Path, capsys
 
 def test_train_defaults_to_the_state_dir_of_the_config(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("REFINERYIQ_STATE_DIR", str(tmp_path / "state"))
-    assert main(["--runs", "3", "--dt", "3600", "--types", "VALVE", "--jobs", "1"]) == 0
+    assert main(["--runs", "4", "--dt", "3600", "--types", "VALVE", "--jobs", "1"]) == 0
     assert (tmp_path / "state" / "models" / "VALVE.card.json").is_file()
