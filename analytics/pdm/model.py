@@ -21,7 +21,8 @@ model knows; a horizon that is a larger share of the wear makes that uncertainty
 share of the horizon, as long as the early wear is still visible in the signals. A classifier
 given the simulator's hidden damage itself reaches about precision 0.85 at recall 0.91 at
 these horizons: the targets sit close to what the physics allow, and a held-out set of 20
-runs moves precision by 2-5 points either way (docs/analytics.md gives the measurements).
+runs moves precision by 2-5 points either way, one of 80 (the default) by about 2
+(docs/analytics.md gives the measurements).
 """
 
 from __future__ import annotations
