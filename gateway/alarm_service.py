@@ -69,6 +69,7 @@ class AlarmService:
         self.journal: AlarmJournal | None = None
         self.publisher: MqttPublisher | None = None
         self.transitions = 0
+        self.trimmed = 0  # journal rows deleted by the retention (answers that listed them are stale)
         self.activations = 0
         self._gateway: Any = None
         self._persisted_seq = -1
@@ -193,10 +194,16 @@ class AlarmService:
             await self.persist()
         if now - self._retention_at >= JOURNAL_RETENTION_EVERY_S:
             self._retention_at = now
-            deleted = await self.journal.enforce_retention(now)
-            if deleted:
-                log.info("alarm journal trimmed", deleted=deleted)
+            await self.enforce_journal_retention(now)
         return out
+
+    async def enforce_journal_retention(self, now: float) -> int:
+        """Delete journaled transitions past the store retention; returns how many went."""
+        deleted = await self.journal.enforce_retention(now)
+        if deleted:
+            self.trimmed += deleted
+            log.info("alarm journal trimmed", deleted=deleted)
+        return deleted
 
     async def persist(self, force: bool = False) -> bool:
         """Write the engine's snapshot to the embedded store if it changed (or ``force``)."""

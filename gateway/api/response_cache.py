@@ -9,7 +9,7 @@ its state, either
 * counters bumped after a write: ``Pipeline.accepted_batches`` once the embedded store and
   the live cache took a scan, ``AnalyticsStore.version`` once a run was saved,
   ``InventoryStore.version``, the alarm engine's ``seq`` and the alarm service's journaled
-  ``transitions``; or
+  ``transitions`` and ``trimmed`` (rows the journal retention deleted); or
 * objects that are replaced, never changed in place, when their content changes: the catalog
   and settings on reload, the latest analytics results, the PdM predictions. They are
   compared by identity.
@@ -90,11 +90,12 @@ def analytics_rows(ctx: GatewayContext) -> tuple[Any, ...]:
 
 def alarms(ctx: GatewayContext) -> tuple[Any, ...]:
     """Standing alarms (``seq`` grows with every transition) and the journal (``transitions``
-    grows once they are journaled); the engine is replaced on reload."""
+    grows once they are journaled, ``trimmed`` once the retention deleted some); the engine is
+    replaced on reload."""
     service = ctx.extras.get(ALARMS)
     if service is None or service.engine is None:
-        return None, 0, 0
-    return service.engine, service.engine.seq, service.transitions
+        return None, 0, 0, 0
+    return service.engine, service.engine.seq, service.transitions, service.trimmed
 
 
 def inventory(ctx: GatewayContext) -> tuple[Any, ...]:

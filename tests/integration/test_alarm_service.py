@@ -18,7 +18,8 @@ from analytics.alarm_types import AlarmKind, AlarmState, Severity
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
 from gateway.alarm_journal import JournalFilter
-from gateway.alarm_service import SNAPSHOT_KEY, AlarmService
+from gateway.alarm_service import SERVICE_NAME, SNAPSHOT_KEY, AlarmService
+from gateway.api import response_cache
 from gateway.api.context import GatewayContext
 from gateway.catalog import Catalog
 from gateway.pipeline import Pipeline
@@ -296,8 +297,12 @@ async def test_journal_retention_deletes_transitions_past_the_store_retention(tm
     await h.start()
     try:
         await h.scan(TI_101=365.0)
-        await h.service.journal.enforce_retention(h.now + 2 * 86400)
+        h.context.extras[SERVICE_NAME] = h.service  # as the daemon registers its services
+        tokens = response_cache.alarms(h.context)
+        assert await h.service.enforce_journal_retention(h.now + 2 * 86400) == 1
         assert await journal_of(h.service) == []
+        # Cached answers that listed the deleted rows (/api/alerts/history) are no longer served.
+        assert response_cache.alarms(h.context) != tokens
     finally:
         await h.stop()
 
