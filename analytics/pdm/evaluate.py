@@ -103,35 +103,37 @@ def run_standard_error(numerator: np.ndarray, denominator: np.ndarray) -> float 
     return float(np.sqrt(n / (n - 1) * np.sum(residual ** 2)) / total)
 
 
-def lead_time_h(run: Rows, alarm: np.ndarray) -> float:
-    """Hours between the first alarm that stays until the failure and the failure (0 if none)."""
+def lead_time_h(hours_to_failure: np.ndarray, alarm: np.ndarray) -> float:
+    """Hours between the first alarm that stays until the failure and the failure (0 if none).
+
+    Both arrays are one run's rows in time order.
+    """
     quiet = np.flatnonzero(~alarm)
     first = int(quiet[-1]) + 1 if len(quiet) else 0
     if first >= len(alarm):
         return 0.0
-    return float(run.hours_to_failure[first])
+    return float(hours_to_failure[first])
 
 
 def evaluate(rows: Rows, probability: np.ndarray, threshold: float) -> dict[str, object]:
     """All held-out metrics for rows (of whole runs) and their predicted probabilities."""
     alarm = probability >= threshold
     precision, recall, f1 = precision_recall(rows.label, alarm)
-    leads: list[float] = []
-    counts = []  # per run: true alarms, alarms, positive rows
-    for run_id in dict.fromkeys(rows.run_id.tolist()):
-        in_run = rows.run_id == run_id
-        leads.append(lead_time_h(rows.take(in_run), alarm[in_run]))
-        label = rows.label[in_run]
-        counts.append((np.count_nonzero(alarm[in_run] & label), np.count_nonzero(alarm[in_run]),
-                       np.count_nonzero(label)))
-    per_run = np.array(counts, dtype=np.float64).reshape(-1, 3)
+    run_ids, run_of_row = np.unique(rows.run_id, return_inverse=True)
+    leads = [lead_time_h(rows.hours_to_failure[run_of_row == k], alarm[run_of_row == k])
+             for k in range(len(run_ids))]
+
+    def per_run(mask: np.ndarray) -> np.ndarray:
+        return np.bincount(run_of_row, weights=mask, minlength=len(run_ids))
+
+    true_alarms, alarms, positives = per_run(alarm & rows.label), per_run(alarm), per_run(rows.label)
     healthy = rows.healthy
     return {
         "precision": precision,
         "recall": recall,
         "f1": f1,
-        "precision_se": run_standard_error(per_run[:, 0], per_run[:, 1]),
-        "recall_se": run_standard_error(per_run[:, 0], per_run[:, 2]),
+        "precision_se": run_standard_error(true_alarms, alarms),
+        "recall_se": run_standard_error(true_alarms, positives),
         "brier": float(np.mean((probability - rows.label) ** 2)),
         "calibration": calibration_bins(rows.label, probability),
         "lead_time_h": _distribution(leads),
