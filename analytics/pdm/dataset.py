@@ -23,11 +23,9 @@ from gateway.settings import Plant
 # Rows with less history than this are not used (the windows would hold a few samples, and
 # live inference refuses to predict on as little history: see analytics.pdm.predict).
 MIN_HISTORY_H = 6.0
-# Runs are dealt round-robin: position 0 of every 2 → test, the other → train. Half the runs
-# are held out because the held-out estimate needs them: with a quarter of 80 runs (20) held
-# out, precision moved between test sets by a standard deviation of 0.02-0.05, as much as the
-# room the wear physics leaves above the target; with 80 held-out runs its standard error is
-# about 0.02. Training on 80 runs reaches the operating point of a forest trained on 220.
+# Runs are dealt round-robin: position 0 of every 2 → test, the other → train. Half are held
+# out because a smaller test set moves precision as much as the room above the target
+# (measurements in docs/analytics.md, "Predictive maintenance").
 SPLIT_CYCLE = 2
 # The fewest runs a training splits: two test runs and two training runs (the least that
 # cross-validation can split).
