@@ -13,8 +13,8 @@ import numpy as np
 
 from analytics.alarm_config import AlarmConfig
 from analytics.alarm_types import Condition
-from gateway.catalog import Catalog
-from gateway.settings import TagType
+from plant.catalog import Catalog
+from plant.schema import TagType
 
 CONDITION_DTYPE = np.int8
 _NORMAL = int(Condition.NORMAL)

@@ -35,7 +35,7 @@ from analytics.alarm_types import (
 )
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.catalog import Catalog
+from plant.catalog import Catalog
 
 SNAPSHOT_VERSION = 1
 _NO_PENDING = -1

@@ -17,8 +17,8 @@ from analytics.window import (
     Window,
     integrate,
 )
-from gateway.catalog import Catalog
-from gateway.settings import Unit
+from plant.catalog import Catalog
+from plant.schema import Unit
 
 
 @dataclass(frozen=True, slots=True)

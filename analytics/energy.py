@@ -20,8 +20,8 @@ from analytics.window import (
     Window,
     integrate,
 )
-from gateway.catalog import Catalog
-from gateway.settings import Unit
+from plant.catalog import Catalog
+from plant.schema import Unit
 
 DAYS_PER_YEAR = 365.0
 

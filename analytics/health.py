@@ -21,8 +21,8 @@ from enum import StrEnum
 import numpy as np
 
 from analytics.window import DEFAULT_MAX_GAP_S, SampleCounts, Window, align
-from gateway.catalog import Catalog
-from gateway.settings import Equipment, Tag, TagType
+from plant.catalog import Catalog
+from plant.schema import Equipment, Tag, TagType
 
 
 class MachineClass(StrEnum):

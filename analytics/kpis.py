@@ -22,8 +22,8 @@ from analytics.window import (
     hold_durations,
     integrate,
 )
-from gateway.catalog import Catalog
-from gateway.settings import Tag, TagType, Unit
+from plant.catalog import Catalog
+from plant.schema import Tag, TagType, Unit
 
 # A unit runs while its feed is at least this share of design and every STATUS tag is on.
 MIN_RUNNING_FEED_FRACTION = 0.10

@@ -14,7 +14,7 @@ from enum import StrEnum
 import numpy as np
 
 from analytics.window import SECONDS_PER_HOUR, SampleCounts, TagSeries, Window
-from gateway.settings import Plant, Tank
+from plant.schema import Plant, Tank
 
 MIN_RATE_PCT_PER_H = 0.5
 NOISE_SIGMAS = 3.0

@@ -19,7 +19,7 @@ import numpy as np
 
 from drivers.batch import Batch
 from drivers.quality import QUALITY_DTYPE, Quality, good_mask
-from gateway.catalog import Catalog
+from plant.catalog import Catalog
 
 DEFAULT_MAX_GAP_S = 60.0
 SECONDS_PER_HOUR = 3600.0

@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT))
 import paho.mqtt.client as paho  # noqa: E402
 
 from bench.common import write_results  # noqa: E402
-from gateway import logs  # noqa: E402
-from gateway.alarm_service import AlarmService  # noqa: E402
 from gateway.daemon import Gateway  # noqa: E402
+from gateway.runtime import logs  # noqa: E402
+from gateway.services.alarms.service import AlarmService  # noqa: E402
 from gateway.settings import load_config  # noqa: E402
 
 # Analog tags with limits, spread over the three scan groups (Modbus poll, OPC-UA poll and

@@ -142,10 +142,11 @@ async def gateway_phase(protocol: str, port: int, tags: int, interval_ms: int, s
     """Run the real pipeline against the simulator and measure what it accepts."""
     import numpy as np
 
-    from gateway.catalog import Catalog
-    from gateway.pipeline import Pipeline
-    from gateway.settings import GatewaySettings, load_plant
+    from gateway.ingest.pipeline import Pipeline
+    from gateway.settings import GatewaySettings
     from gateway.store.embedded import EmbeddedStore
+    from plant.catalog import Catalog
+    from plant.load import load_plant
 
     plant = load_plant(ROOT / "config/plant.toml")
     catalog = Catalog.build(plant, tags)

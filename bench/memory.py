@@ -47,7 +47,7 @@ SCENARIOS = {"off": False, "on": True}
 def train_models(out: Path, runs: int) -> Path:
     """`refineryiq train --runs N --out DIR` (minutes of CPU; done once for both scenarios)."""
     print(f"memory: training PdM models ({runs} runs per type) into {out}", file=sys.stderr, flush=True)
-    subprocess.run([sys.executable, "-m", "gateway.cli", "train", "--runs", str(runs), "--out", str(out)],
+    subprocess.run([sys.executable, "-m", "refineryiq.cli", "train", "--runs", str(runs), "--out", str(out)],
                    cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
     return out
 

@@ -39,10 +39,11 @@ from asyncua import Client, ua  # noqa: E402
 from bench.common import write_results  # noqa: E402
 from drivers.batch import Batch  # noqa: E402
 from drivers.quality import Quality, Reason  # noqa: E402
-from gateway.catalog import Catalog  # noqa: E402
-from gateway.live import LiveCache  # noqa: E402
-from gateway.opcua_server_runtime import ChangeSource, NorthboundServer, ServerThread  # noqa: E402
-from gateway.settings import OpcUaServerSettings, load_plant  # noqa: E402
+from gateway.ingest.live_cache import LiveCache  # noqa: E402
+from gateway.northbound.opcua.runtime import ChangeSource, NorthboundServer, ServerThread  # noqa: E402
+from gateway.settings import OpcUaServerSettings  # noqa: E402
+from plant.catalog import Catalog  # noqa: E402
+from plant.load import load_plant  # noqa: E402
 
 
 def scan(catalog: Catalog, step: int) -> Batch:

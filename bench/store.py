@@ -35,8 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_results  # noqa: E402
 from drivers.batch import Batch  # noqa: E402
 from drivers.quality import Quality, Reason  # noqa: E402
-from gateway.catalog import Catalog  # noqa: E402
-from gateway.settings import load_plant  # noqa: E402
 from gateway.store.embedded import EmbeddedStore  # noqa: E402
 from gateway.store.postgres.connection import connect  # noqa: E402
 from gateway.store.postgres.copy_binary import ROW_COLUMNS, Columns, RowEncoder  # noqa: E402
@@ -44,6 +42,8 @@ from gateway.store.postgres.derived import fold_new_chunks  # noqa: E402
 from gateway.store.postgres.migrate import migrate  # noqa: E402
 from gateway.store.postgres.policy import Backend  # noqa: E402
 from gateway.store.postgres.writer import DatabaseWriter  # noqa: E402
+from plant.catalog import Catalog  # noqa: E402
+from plant.load import load_plant
 
 ROOT = Path(__file__).resolve().parents[1]
 START = 1_767_225_600.0  # 2026-01-01T00:00:00Z

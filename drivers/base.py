@@ -9,7 +9,8 @@ from typing import Protocol
 import numpy as np
 
 from drivers.batch import Batch
-from gateway.settings import ScanGroup, Tag
+from plant.devices import ScanGroup
+from plant.schema import Tag
 
 BatchCallback = Callable[[Batch], Awaitable[None]]
 

@@ -8,17 +8,18 @@ import time
 
 from aiohttp import web
 
-from gateway.api.app import create_app
-from gateway.api.auth import AuthService
-from gateway.api.context import GatewayContext
-from gateway.catalog import Catalog
-from gateway.logs import get_logger
-from gateway.pipeline import Pipeline
-from gateway.sdnotify import Notifier
-from gateway.settings import Config, ConfigError, load_config
-from gateway.simulated import SimulatorProcess
+from gateway.ingest.pipeline import Pipeline
+from gateway.northbound.http.app import create_app
+from gateway.northbound.http.auth import AuthService
+from gateway.northbound.http.deps import GatewayContext
+from gateway.runtime.logs import get_logger
+from gateway.runtime.sdnotify import Notifier
+from gateway.runtime.simulator_child import SimulatorProcess
+from gateway.runtime.supervisor import Supervisor
+from gateway.settings import Config, load_config
 from gateway.store.embedded import EmbeddedStore
-from gateway.supervisor import Supervisor
+from plant.catalog import Catalog
+from plant.errors import ConfigError
 
 log = get_logger("gateway.daemon")
 
@@ -199,36 +200,36 @@ class Gateway:
     def _services(self) -> list:
         """The services this configuration needs, in start order."""
         services: list = [AuthService()]  # "users": accounts and tokens of the HTTP API
-        # "alarms": the alarm engine, its journal and MQTT (gateway/alarm_service.py)
-        from gateway.alarm_service import AlarmService
+        # "alarms": the alarm engine, its journal and MQTT (gateway/services/alarms/service.py)
+        from gateway.services.alarms.service import AlarmService
         services.append(AlarmService())
         if self.settings.email.enabled:
             # "email": mails HIGH alarms, rate limited (after alarms: it listens to them)
-            from gateway.notify_email import EmailService
+            from gateway.northbound.email import EmailService
             services.append(EmailService(self.settings.email))
         if self.settings.maintenance.enabled:
             # "maintenance": failure predictions per equipment (the analytics service reads them)
-            from gateway.maintenance_service import MaintenanceService
+            from gateway.services.maintenance import MaintenanceService
             services.append(MaintenanceService(self.settings.maintenance))
         if self.settings.analytics.enabled:
-            from gateway.analytics_service import AnalyticsService
+            from gateway.services.analytics.service import AnalyticsService
             services.append(AnalyticsService(self.settings.analytics))
         if self.settings.opcua_server.enabled:
             # "opcua_server": the northbound OPC-UA server (after alarms: it listens to them)
-            from gateway.opcua_server import OpcUaServerService
+            from gateway.northbound.opcua.service import OpcUaServerService
             services.append(OpcUaServerService(self.settings.opcua_server))
         if self.settings.database.url is not None:
             # "database": forwards the embedded store to the PostgreSQL historian
-            from gateway.database_service import DatabaseService
+            from gateway.services.historian import DatabaseService
             services.append(DatabaseService(self.settings.database))
-        # "inventory": the supplies inventory of the seed's API (gateway/inventory.py)
-        from gateway.inventory import InventoryStore
+        # "inventory": the supplies inventory of the seed's API (gateway/services/inventory.py)
+        from gateway.services.inventory import InventoryStore
         services.append(InventoryStore())
         # "stream": live values and alarm transitions over SSE (after alarms: it listens)
-        from gateway.api.stream import StreamHub
+        from gateway.northbound.http.stream import StreamHub
         services.append(StreamHub())
-        # "reports": daily report generation and its scheduled run (gateway/reports/service.py)
-        from gateway.reports.service import ReportService
+        # "reports": daily report generation and its scheduled run (gateway/services/reports/service.py)
+        from gateway.services.reports.service import ReportService
         services.append(ReportService())
         return services
 

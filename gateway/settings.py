@@ -10,12 +10,9 @@ Errors are raised as :class:`ConfigError`, whose message names the file and the 
 from __future__ import annotations
 
 import os
-import re
-import tomllib
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Literal
 
 from pydantic import (
     BaseModel,
@@ -30,354 +27,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from analytics.alarm_config import AlarmConfig
 from analytics.alarm_types import Severity
+from plant.devices import Device, ModbusDevice, OpcUaDevice, ScanGroup  # noqa: F401
+from plant.errors import ConfigError, validation_problems  # noqa: F401
+from plant.load import load_plant, read_toml  # noqa: F401
+from plant.schema import Plant, Strict, no_duplicates  # noqa: F401
 
 ENV_PREFIX = "REFINERYIQ_"
 DEFAULT_CONFIG = Path("config/gateway.toml")
-
-
-class ConfigError(Exception):
-    """A configuration file is missing, is not TOML, or fails validation."""
-
-    def __init__(self, path: Path | str, problems: list[str]):
-        self.path = str(path)
-        self.problems = problems
-        super().__init__(f"{path}: " + "; ".join(problems))
-
-
-class Strict(BaseModel):
-    """Base for config sections: unknown keys are errors (they are usually typos)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# --------------------------------------------------------------------------- plant catalog
-
-
-class TagType(StrEnum):
-    TEMPERATURE = "TEMPERATURE"
-    FLOW = "FLOW"
-    PRESSURE = "PRESSURE"
-    CURRENT = "CURRENT"
-    LEVEL = "LEVEL"
-    ANALYTICAL = "ANALYTICAL"
-    VIBRATION = "VIBRATION"
-    POWER = "POWER"
-    POSITION = "POSITION"
-    STATUS = "STATUS"
-    ANALOG = "ANALOG"
-
-
-class DataType(StrEnum):
-    BOOL = "bool"
-    INT16 = "int16"
-    UINT16 = "uint16"
-    INT32 = "int32"
-    UINT32 = "uint32"
-    FLOAT32 = "float32"
-    FLOAT64 = "float64"
-
-    @property
-    def registers(self) -> int:
-        """16-bit registers one value occupies (bits count as one address)."""
-        return {"bool": 1, "int16": 1, "uint16": 1, "int32": 2, "uint32": 2,
-                "float32": 2, "float64": 4}[self.value]
-
-
-class ByteOrder(StrEnum):
-    """Order of the bytes of a multi-register value, A being the most significant byte."""
-
-    ABCD = "ABCD"  # big-endian words, big-endian bytes (Modbus default)
-    CDAB = "CDAB"  # word-swapped
-    BADC = "BADC"  # byte-swapped
-    DCBA = "DCBA"  # little-endian
-
-
-class ModbusTable(StrEnum):
-    HOLDING = "holding"
-    INPUT = "input"
-    COIL = "coil"
-    DISCRETE = "discrete"
-
-    @property
-    def is_bits(self) -> bool:
-        return self in (ModbusTable.COIL, ModbusTable.DISCRETE)
-
-
-class ModbusAddress(Strict):
-    """Where a tag lives in a Modbus server; engineering value = raw * scale + offset."""
-
-    table: ModbusTable
-    address: int = Field(ge=0, le=65535)
-    type: DataType = DataType.UINT16
-    order: ByteOrder = ByteOrder.ABCD
-    scale: float = 1.0
-    offset: float = 0.0
-
-    @model_validator(mode="after")
-    def _type_fits_table(self) -> ModbusAddress:
-        if self.table.is_bits and self.type != DataType.BOOL:
-            raise ValueError(f"{self.table.value} addresses hold bits: type must be 'bool'")
-        if not self.table.is_bits and self.type == DataType.BOOL:
-            raise ValueError(f"{self.table.value} registers cannot have type 'bool'")
-        if self.address + self.type.registers - 1 > 65535:
-            raise ValueError("value runs past register 65535")
-        return self
-
-    @property
-    def count(self) -> int:
-        return self.type.registers
-
-
-# OPC-UA node id strings (OPC 10000-6 §5.3.1.10): an optional namespace by index (ns=) or by
-# URI (nsu=), then a numeric (i=), string (s=), GUID (g=) or opaque base64 (b=) identifier.
-_NODE_ID = re.compile(
-    r"(?:(?:ns=(?P<ns>\d+)|nsu=[^;]+);)?"
-    r"(?:i=(?P<i>\d+)|s=.+|g=[0-9A-Fa-f]{8}(?:-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}"
-    r"|b=[A-Za-z0-9+/]+={0,2})", re.DOTALL)
-_MAX_NAMESPACE = 0xFFFF
-_MAX_NUMERIC_ID = 0xFFFFFFFF
-
-
-class OpcUaAddress(Strict):
-    node_id: str = Field(min_length=3)
-
-    @field_validator("node_id")
-    @classmethod
-    def _node_id_syntax(cls, value: str) -> str:
-        match = _NODE_ID.fullmatch(value)
-        if match is None:
-            raise ValueError(f"'{value}' is not an OPC-UA node id (e.g. 'ns=2;s=CDU-101.TI-101', "
-                             "'nsu=urn:plant;i=1001')")
-        if match["ns"] is not None and int(match["ns"]) > _MAX_NAMESPACE:
-            raise ValueError(f"'{value}': namespace index above {_MAX_NAMESPACE}")
-        if match["i"] is not None and int(match["i"]) > _MAX_NUMERIC_ID:
-            raise ValueError(f"'{value}': numeric identifier above {_MAX_NUMERIC_ID}")
-        return value
-
-
-class Unit(Strict):
-    """A process unit of the refinery (seed table process_units)."""
-
-    id: str
-    name: str
-    type: str
-    capacity_bpd: float = Field(gt=0)
-    description: str = ""
-    feed_tag: str | None = None
-    power_tag: str | None = None
-    product_tags: list[str] = []
-    energy_benchmark_kwh_bbl: float | None = Field(default=None, gt=0)
-    energy_target_kwh_bbl: float | None = Field(default=None, gt=0)
-
-
-class Equipment(Strict):
-    """A piece of equipment of a unit (seed table equipment)."""
-
-    id: str
-    name: str
-    type: str
-    unit_id: str
-    manufacturer: str = ""
-    installation_date: date | None = None
-    sim: dict[str, Any] = {}
-
-
-class Tag(Strict):
-    """A measured process variable (seed table process_tags) and its address map."""
-
-    id: str
-    name: str
-    unit_id: str | None = None
-    equipment_id: str | None = None
-    engineering_units: str
-    tag_type: TagType
-    normal_min: float
-    normal_max: float
-    ll: float | None = None
-    hh: float | None = None
-    instrument_min: float | None = None
-    instrument_max: float | None = None
-    deadband: float | None = Field(default=None, ge=0)
-    is_critical: bool = False
-    description: str = ""
-    opcua: OpcUaAddress | None = None
-    modbus: ModbusAddress | None = None
-    # Hints for the bundled simulator only (setpoint, noise, couplings); the gateway ignores them.
-    sim: dict[str, Any] = {}
-
-    @model_validator(mode="after")
-    def _limits_in_order(self) -> Tag:
-        if self.normal_min > self.normal_max:
-            raise ValueError(f"normal_min {self.normal_min} is above normal_max {self.normal_max}")
-        if self.ll is not None and self.ll > self.normal_min:
-            raise ValueError(f"ll {self.ll} must not be above normal_min {self.normal_min}")
-        if self.hh is not None and self.hh < self.normal_max:
-            raise ValueError(f"hh {self.hh} must not be below normal_max {self.normal_max}")
-        lo = self.instrument_min
-        hi = self.instrument_max
-        if lo is not None and hi is not None and lo >= hi:
-            raise ValueError(f"instrument_min {lo} must be below instrument_max {hi}")
-        if lo is not None and lo > min(self.normal_min, self.ll if self.ll is not None else lo):
-            raise ValueError("instrument_min must not be above the normal range or ll")
-        if hi is not None and hi < max(self.normal_max, self.hh if self.hh is not None else hi):
-            raise ValueError("instrument_max must not be below the normal range or hh")
-        return self
-
-
-class Tank(Strict):
-    id: str
-    name: str
-    product: str
-    capacity_l: float = Field(gt=0)
-    level_tag: str
-    unit_id: str | None = None
-    low_level_pct: float = Field(default=15.0, ge=0, le=100)
-    high_level_pct: float = Field(default=90.0, ge=0, le=100)
-
-
-class InventoryItem(Strict):
-    sku: str
-    item: str
-    quantity: float = Field(ge=0)
-    unit: str
-    location: str = ""
-    reorder_level: float = Field(default=0, ge=0)
-    critical_level: float = Field(default=0, ge=0)
-
-
-class Plant(Strict):
-    """The plant catalog: units, equipment, tags, tanks, inventory seed items."""
-
-    name: str = "RefineryIQ"
-    units: list[Unit]
-    equipment: list[Equipment] = []
-    tags: list[Tag]
-    tanks: list[Tank] = []
-    inventory: list[InventoryItem] = []
-
-    @model_validator(mode="after")
-    def _references_resolve(self) -> Plant:
-        problems: list[str] = []
-        _no_duplicates("units", [u.id for u in self.units], problems)
-        _no_duplicates("equipment", [e.id for e in self.equipment], problems)
-        _no_duplicates("tags", [t.id for t in self.tags], problems)
-        _no_duplicates("tanks", [t.id for t in self.tanks], problems)
-        _no_duplicates("inventory", [i.sku for i in self.inventory], problems)
-        units = {u.id for u in self.units}
-        equipment = {e.id for e in self.equipment}
-        tags = {t.id for t in self.tags}
-        for i, e in enumerate(self.equipment):
-            if e.unit_id not in units:
-                problems.append(f"equipment.{i}.unit_id: unknown unit '{e.unit_id}'")
-        for i, t in enumerate(self.tags):
-            if t.unit_id is not None and t.unit_id not in units:
-                problems.append(f"tags.{i}.unit_id: unknown unit '{t.unit_id}'")
-            if t.equipment_id is not None and t.equipment_id not in equipment:
-                problems.append(f"tags.{i}.equipment_id: unknown equipment '{t.equipment_id}'")
-        for i, u in enumerate(self.units):
-            for field in ("feed_tag", "power_tag"):
-                ref = getattr(u, field)
-                if ref is not None and ref not in tags:
-                    problems.append(f"units.{i}.{field}: unknown tag '{ref}'")
-            for j, ref in enumerate(u.product_tags):
-                if ref not in tags:
-                    problems.append(f"units.{i}.product_tags.{j}: unknown tag '{ref}'")
-        for i, tank in enumerate(self.tanks):
-            if tank.level_tag not in tags:
-                problems.append(f"tanks.{i}.level_tag: unknown tag '{tank.level_tag}'")
-        problems += _address_conflicts(self.tags)
-        if problems:
-            raise ValueError("; ".join(problems))
-        return self
-
-
-def _no_duplicates(section: str, ids: list[str], problems: list[str]) -> None:
-    seen: set[str] = set()
-    for i, ident in enumerate(ids):
-        if ident in seen:
-            problems.append(f"{section}.{i}: duplicate id '{ident}'")
-        seen.add(ident)
-
-
-def _address_conflicts(tags: list[Tag]) -> list[str]:
-    """Two tags must not share a Modbus register (of the same table) or an OPC-UA node."""
-    problems: list[str] = []
-    owner: dict[tuple[str, int], str] = {}
-    nodes: dict[str, str] = {}
-    for i, tag in enumerate(tags):
-        if tag.modbus is not None:
-            m = tag.modbus
-            for reg in range(m.address, m.address + m.count):
-                other = owner.setdefault((m.table.value, reg), tag.id)
-                if other != tag.id:
-                    problems.append(
-                        f"tags.{i}.modbus.address: {m.table.value} register {reg} of '{tag.id}'"
-                        f" is already used by '{other}'")
-                    break
-        if tag.opcua is not None:
-            other = nodes.setdefault(tag.opcua.node_id, tag.id)
-            if other != tag.id:
-                problems.append(f"tags.{i}.opcua.node_id: '{tag.opcua.node_id}' is already used by '{other}'")
-    return problems
-
-
-# --------------------------------------------------------------------------- daemon settings
-
-
-class OpcUaDevice(Strict):
-    id: str
-    protocol: Literal["opcua"]
-    endpoint: str = "opc.tcp://127.0.0.1:4840"
-    security_policy: Literal["None", "Basic256Sha256"] = "None"
-    security_mode: Literal["Sign", "SignAndEncrypt"] = "SignAndEncrypt"
-    username: str | None = None
-    password: SecretStr | None = None
-    timeout_s: float = Field(default=4.0, gt=0)
-    max_nodes_per_read: int | None = Field(default=None, gt=0)
-    # A server certificate outside its validity period is refused (OPC 10000-4 §6.1.3); set
-    # true to keep reading a server whose certificate has expired, with a warning per connect.
-    accept_expired_certificate: bool = False
-
-    @field_validator("endpoint")
-    @classmethod
-    def _opc_tcp(cls, v: str) -> str:
-        if not v.startswith("opc.tcp://"):
-            raise ValueError("must start with opc.tcp://")
-        return v
-
-
-class ModbusDevice(Strict):
-    id: str
-    protocol: Literal["modbus"]
-    host: str = "127.0.0.1"
-    port: int = Field(default=502, ge=1, le=65535)
-    unit_id: int = Field(default=1, ge=0, le=255)
-    timeout_s: float = Field(default=1.0, gt=0)
-    max_registers: int = Field(default=125, ge=1, le=125)
-    max_bits: int = Field(default=2000, ge=1, le=2000)
-    max_gap: int = Field(default=0, ge=0, le=124)
-    # TCP connections used in parallel (pymodbus does not pipeline requests on one connection);
-    # many PLCs accept only a few Modbus connections, so keep this small.
-    max_concurrent: int = Field(default=2, ge=1, le=16)
-
-
-Device = Annotated[OpcUaDevice | ModbusDevice, Field(discriminator="protocol")]
-
-
-class ScanGroup(Strict):
-    """Tags of one device read together at one interval."""
-
-    id: str
-    device: str
-    interval_ms: int = Field(default=1000, ge=10)
-    mode: Literal["poll", "subscribe"] = "poll"
-    tags: list[str] = []
-    units: list[str] = []
-    synthetic: bool = False
-    stale_after_scans: int = Field(default=10, ge=1)
-    # OPC-UA subscriptions only: absolute deadband in engineering units, 0 = every change.
-    deadband: float = Field(default=0.0, ge=0)
-    queue_size: int = Field(default=1, ge=1)
 
 
 class HttpSettings(Strict):
@@ -394,7 +50,7 @@ class HttpSettings(Strict):
 
 
 class AuthSettings(Strict):
-    """HTTP API users and tokens (see gateway/api/auth.py)."""
+    """HTTP API users and tokens (see gateway/northbound/http/auth.py)."""
 
     # A token lives one shift by default; after it expires the user logs in again.
     token_lifetime_s: int = Field(default=8 * 3600, ge=60, le=7 * 86400)
@@ -531,7 +187,7 @@ class ReportTargets(Strict):
 
 
 class ReportSettings(Strict):
-    """The daily operations report (gateway/reports/): targets and the scheduled run."""
+    """The daily operations report (gateway/services/reports/): targets and the scheduled run."""
 
     # The scheduled run writes the previous plant day's report at this local time (HH:MM,
     # in analytics.timezone) into <state_dir>/reports/.
@@ -576,7 +232,7 @@ def is_loopback(host: str) -> bool:
 
 
 class OpcUaServerSettings(Strict):
-    """The northbound OPC-UA server SCADA reads (see gateway/opcua_server.py)."""
+    """The northbound OPC-UA server SCADA reads (see gateway/northbound/opcua/service.py)."""
 
     enabled: bool = True
     host: str = "127.0.0.1"
@@ -607,7 +263,7 @@ class SmtpSecurity(StrEnum):
 
 
 class EmailSettings(Strict):
-    """E-mail notification of alarms (gateway/notify_email.py): the seed's "send email
+    """E-mail notification of alarms (gateway/northbound/email.py): the seed's "send email
     notification" step. Off by default. Only activations (and, with ``escalations``, escalations)
     of alarms at ``min_severity`` or above are mailed, at most ``max_per_window`` mails per
     ``window_s``; what the limit holds back is summarised in the next mail. The password may
@@ -698,8 +354,8 @@ class GatewaySettings(BaseSettings):
     @model_validator(mode="after")
     def _groups_reference_devices(self) -> GatewaySettings:
         problems: list[str] = []
-        _no_duplicates("devices", [d.id for d in self.devices], problems)
-        _no_duplicates("scan_groups", [g.id for g in self.scan_groups], problems)
+        no_duplicates("devices", [d.id for d in self.devices], problems)
+        no_duplicates("scan_groups", [g.id for g in self.scan_groups], problems)
         devices = {d.id for d in self.devices}
         for i, group in enumerate(self.scan_groups):
             if group.device not in devices:
@@ -722,29 +378,6 @@ class Config(BaseModel):
         return next(d for d in self.settings.devices if d.id == device_id)
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as f:
-            return tomllib.load(f)
-    except FileNotFoundError:
-        raise ConfigError(path, ["file not found"]) from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, [f"not valid TOML: {exc}"]) from None
-    except OSError as exc:
-        raise ConfigError(path, [f"cannot read: {exc.strerror}"]) from None
-
-
-def _problems(exc: ValidationError) -> list[str]:
-    out = []
-    for err in exc.errors():
-        loc = ".".join(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
-        # Cross-reference checks report several "field: problem" items in one message.
-        for part in msg.split("; "):
-            out.append(f"{loc}: {part}" if loc else part)
-    return out
-
-
 def _secrets_from_files(environ: dict[str, str]) -> dict[str, str]:
     """Resolve REFINERYIQ_X_FILE variables into REFINERYIQ_X (file content, stripped)."""
     resolved = dict(environ)
@@ -759,17 +392,10 @@ def _secrets_from_files(environ: dict[str, str]) -> dict[str, str]:
     return resolved
 
 
-def load_plant(path: Path) -> Plant:
-    try:
-        return Plant.model_validate(_read_toml(path))
-    except ValidationError as exc:
-        raise ConfigError(path, _problems(exc)) from None
-
-
 def load_config(path: Path | str | None = None, environ: dict[str, str] | None = None) -> Config:
     """Load and validate gateway.toml, the plant catalog it names, and their cross-references."""
     path = Path(path) if path is not None else DEFAULT_CONFIG
-    data = _read_toml(path)
+    data = read_toml(path)
     env = _secrets_from_files(dict(os.environ if environ is None else environ))
     saved = os.environ.copy()
     try:
@@ -777,7 +403,7 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
         os.environ.update(env)
         settings = GatewaySettings(**data)
     except ValidationError as exc:
-        raise ConfigError(path, _problems(exc)) from None
+        raise ConfigError(path, validation_problems(exc)) from None
     finally:
         os.environ.clear()
         os.environ.update(saved)

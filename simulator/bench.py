@@ -28,8 +28,8 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import SimData, SimDevice
 from pymodbus.simulator.simutils import DataType as SimType
 
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 from simulator.modbus_server import ModbusFrontEnd
 from simulator.model import PlantModel
 from simulator.opcua_server import OpcUaFrontEnd

@@ -20,7 +20,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from gateway.settings import Equipment
+from plant.schema import Equipment
 from simulator.roles import EquipmentType
 
 INITIAL_DAMAGE = 0.01

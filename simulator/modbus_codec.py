@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from gateway.settings import ByteOrder, DataType, ModbusTable, Tag
+from plant.schema import ByteOrder, DataType, ModbusTable, Tag
 
 ADDRESS_SPACE = 65536
 

@@ -20,7 +20,7 @@ from pymodbus.datastore import ModbusServerContext
 from pymodbus.exceptions import NoSuchIdException
 from pymodbus.server import ModbusTcpServer
 
-from gateway.settings import ModbusTable
+from plant.schema import ModbusTable
 from simulator.faults import Device
 from simulator.modbus_codec import ADDRESS_SPACE, RegisterMap
 from simulator.model import PlantModel

@@ -3,7 +3,7 @@
 No I/O and no clock: :meth:`PlantModel.step` advances simulated time by ``dt`` seconds, and
 everything random comes from ``numpy.random.default_rng(seed)``, so the same seed and the same
 sequence of steps give the same series. The model is built from the compiled
-:class:`gateway.catalog.Catalog` (plant tags first, then the synthetic ``SYN-`` tags) and
+:class:`plant.catalog.Catalog` (plant tags first, then the synthetic ``SYN-`` tags) and
 exposes, indexed like the catalog:
 
 - ``values``: float64 reported values (after instrument faults);
@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from gateway.catalog import Catalog
+from plant.catalog import Catalog
 from simulator.degradation import Degradation
 from simulator.faults import Device, FaultBook, FaultKind
 from simulator.roles import (

@@ -37,7 +37,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.catalog import OPCUA_NAMESPACE_URI, SYNTHETIC_PREFIX
+from plant.catalog import OPCUA_NAMESPACE_URI, SYNTHETIC_PREFIX
 from simulator.faults import STATUS_GOOD, Device
 from simulator.model import PlantModel
 

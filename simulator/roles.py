@@ -13,8 +13,8 @@ from enum import IntEnum, StrEnum
 
 import numpy as np
 
-from gateway.catalog import SYNTHETIC_PREFIX, Catalog
-from gateway.settings import Tag, TagType
+from plant.catalog import SYNTHETIC_PREFIX, Catalog
+from plant.schema import Tag, TagType
 
 
 class Role(IntEnum):

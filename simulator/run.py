@@ -26,8 +26,9 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gateway.catalog import Catalog
-from gateway.settings import ConfigError, load_plant
+from plant.catalog import Catalog
+from plant.errors import ConfigError
+from plant.load import load_plant
 from simulator.control import apply, build_app
 from simulator.faults import FaultRequest, load_schedule
 from simulator.modbus_server import DEFAULT_PORT as MODBUS_DEFAULT_PORT

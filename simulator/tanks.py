@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gateway.catalog import Catalog
+from plant.catalog import Catalog
 
 LITRES_PER_BBL = 158.987
 LOW_TURNAROUND_PCT = 20.0

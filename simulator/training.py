@@ -24,8 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from gateway.catalog import Catalog
-from gateway.settings import Plant, load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
+from plant.schema import Plant
 from simulator.model import PlantModel
 from simulator.roles import EquipmentType
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from analytics.pdm.features import SECONDS_PER_HOUR, Scaling, fails_within, feature_matrix
 from analytics.pdm.signals import EquipmentType, model_signals
-from gateway.settings import Plant
+from plant.schema import Plant
 
 # Rows with less history than this are not used (the windows would hold a few samples, and
 # live inference refuses to predict on as little history: see analytics.pdm.predict).

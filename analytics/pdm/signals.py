@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from gateway.settings import Plant, Tag, TagType
+from plant.schema import Plant, Tag, TagType
 
 
 class EquipmentType(StrEnum):

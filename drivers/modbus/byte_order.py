@@ -13,7 +13,7 @@ from functools import cache
 
 import numpy as np
 
-from gateway.settings import ByteOrder
+from plant.schema import ByteOrder
 
 _WORD_SWAPPED = frozenset({ByteOrder.CDAB, ByteOrder.DCBA})
 _BYTE_SWAPPED = frozenset({ByteOrder.BADC, ByteOrder.DCBA})

@@ -12,7 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from drivers.modbus.byte_order import wire_to_big_endian
-from gateway.settings import ByteOrder, DataType
+from plant.schema import ByteOrder, DataType
 
 # Big-endian numpy types: after the byte permutation every value is most significant byte first.
 _NUMPY_TYPE: dict[DataType, np.dtype] = {

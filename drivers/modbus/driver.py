@@ -28,7 +28,7 @@ from drivers.modbus.layout import ScanLayout
 from drivers.modbus.link import Failure, ModbusLink
 from drivers.modbus.planner import Request, plan_requests
 from drivers.quality import Reason, check_values
-from gateway.settings import ModbusDevice
+from plant.devices import ModbusDevice
 
 log = structlog.get_logger(__name__)
 

@@ -16,7 +16,7 @@ import numpy as np
 from drivers.modbus.codec import byte_index, decode_bits, decode_gathered, registers_to_bytes
 from drivers.modbus.planner import Request
 from drivers.quality import QUALITY_DTYPE, REASON_DTYPE, Quality, Reason
-from gateway.settings import ByteOrder, DataType
+from plant.schema import ByteOrder, DataType
 
 
 @dataclass(frozen=True, eq=False)

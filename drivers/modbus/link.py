@@ -21,7 +21,7 @@ from pymodbus.pdu import ModbusPDU
 from drivers.modbus.frames import Verdict, answer_prefix, check_response, expectation_for
 from drivers.modbus.planner import Request
 from drivers.quality import Reason
-from gateway.settings import ModbusTable
+from plant.schema import ModbusTable
 
 # Late answers to requests we gave up on arrive with their old transaction id: skip them.
 _STALE_MEMORY = 32

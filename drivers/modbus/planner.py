@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from drivers.modbus.codec import byte_index
-from gateway.settings import ByteOrder, DataType, ModbusAddress, ModbusTable, Tag
+from plant.schema import ByteOrder, DataType, ModbusAddress, ModbusTable, Tag
 
 # Protocol limits (Modbus Application Protocol v1.1b3, sections 6.1-6.4).
 MAX_REGISTERS_PER_READ = 125

@@ -30,7 +30,7 @@ from drivers.opcua.security import configure_security
 from drivers.opcua.stats import DriverStats
 from drivers.opcua.subscription import GroupSubscription
 from drivers.quality import Quality, Reason
-from gateway.settings import OpcUaDevice
+from plant.devices import OpcUaDevice
 
 _log = logging.getLogger(__name__)
 

@@ -29,21 +29,21 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import structlog
 from asyncua import Client, ua
 from asyncua.crypto import cert_gen, security_policies
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from gateway.logs import get_logger
-from gateway.settings import OpcUaDevice
+from plant.devices import OpcUaDevice
 
 APPLICATION_URI = "urn:refineryiq:edge:gateway"
 PKI_DIR = "pki"
 CERT_VALID_DAYS = 3650
 EXPIRY_WARNING_DAYS = 30
 
-_log = get_logger(__name__)
+_log = structlog.get_logger(__name__)
 
 SECURITY_POLICIES: dict[str, type[security_policies.SecurityPolicy]] = {
     "Basic256Sha256": security_policies.SecurityPolicyBasic256Sha256,

@@ -22,7 +22,7 @@ from drivers.batch import Batch
 from drivers.opcua.codec import chunk_slices
 from drivers.opcua.nodes import NodeGroup
 from drivers.quality import QUALITY_DTYPE, REASON_DTYPE, Quality, Reason
-from gateway.settings import ScanGroup
+from plant.devices import ScanGroup
 
 _log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import uuid
 import paho.mqtt.client as paho
 import pytest
 
-from gateway.users import Role
+from gateway.services.users import Role
 from tests.support.daemon import DaemonProcess, post_json, state_with_users
 
 GATEWAY_ID = "edge-e2e"
@@ -153,7 +153,7 @@ def test_an_unacknowledged_alarm_survives_a_restart_without_a_new_activation(dae
 
 def _standing_at_stop(daemon) -> list[dict]:
     """The alarms the stopped daemon left standing, from its persisted snapshot."""
-    from gateway.alarm_service import SNAPSHOT_KEY
+    from gateway.services.alarms.service import SNAPSHOT_KEY
     from gateway.store.embedded import EmbeddedStore
 
     async def read() -> list[dict]:

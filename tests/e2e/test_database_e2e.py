@@ -13,9 +13,9 @@ import asyncpg
 import numpy as np
 import pytest
 
-from gateway.catalog import Catalog
 from gateway.settings import load_config
 from gateway.store.embedded import EmbeddedStore
+from plant.catalog import Catalog
 from tests.support.daemon import ROOT, DaemonProcess
 from tests.support.pg import TEST_DATABASE_URL, temporary_schema
 from tests.support.tcp_proxy import TcpProxy

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from gateway.users import Role
+from gateway.services.users import Role
 from tests.support import fault_report
 from tests.support.daemon import DaemonProcess, state_with_users
 from tests.support.faults import post_json, process_use

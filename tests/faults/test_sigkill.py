@@ -20,7 +20,7 @@ pytestmark = pytest.mark.faults
 ALARM_KEY = "TI-101/BAD_QUALITY"
 SCENARIO = "sigkill-mid-ingest"
 CLAIM = "0 accepted scans lost; the standing alarm restored with its occurrence id"
-# The alarm service persists a changed snapshot at most this often (gateway/alarm_service.py).
+# The alarm service persists a changed snapshot at most this often (gateway/services/alarms/service.py).
 ALARM_PERSIST_EVERY_S = 5.0
 
 

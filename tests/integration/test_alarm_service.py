@@ -17,15 +17,16 @@ import pytest
 from analytics.alarm_types import AlarmKind, AlarmState, Severity
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
-from gateway.alarm_journal import JournalFilter
-from gateway.alarm_service import SERVICE_NAME, SNAPSHOT_KEY, AlarmService
-from gateway.api import response_cache
-from gateway.api.context import GatewayContext
-from gateway.catalog import Catalog
-from gateway.pipeline import Pipeline
-from gateway.settings import GatewaySettings, load_plant
+from gateway.ingest.pipeline import Pipeline
+from gateway.northbound.http import response_cache
+from gateway.northbound.http.deps import GatewayContext
+from gateway.runtime.supervisor import Supervisor
+from gateway.services.alarms.journal import JournalFilter
+from gateway.services.alarms.service import SERVICE_NAME, SNAPSHOT_KEY, AlarmService
+from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedStore
-from gateway.supervisor import Supervisor
+from plant.catalog import Catalog
+from plant.load import load_plant
 from tests.support.daemon import free_port
 from tests.support.mqtt import BROKER, Subscriber
 
@@ -390,9 +391,9 @@ async def api(harness):
     from aiohttp.test_utils import TestClient, TestServer
     from argon2 import PasswordHasher
 
-    from gateway.api.app import create_app
-    from gateway.api.auth import AuthService
-    from gateway.users import Role
+    from gateway.northbound.http.app import create_app
+    from gateway.northbound.http.auth import AuthService
+    from gateway.services.users import Role
 
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
     users = await AuthService.open(harness.settings, hasher=cheap)

@@ -27,14 +27,15 @@ from analytics.tanks import tank_states
 from analytics.window import TagSeries, Window
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
-from gateway.analytics_run import PLANT_ID
-from gateway.analytics_service import AnalyticsService
-from gateway.api.app import create_app
-from gateway.api.context import GatewayContext
-from gateway.catalog import Catalog
-from gateway.settings import AnalyticsSettings, GatewaySettings, load_plant
+from gateway.northbound.http.app import create_app
+from gateway.northbound.http.deps import GatewayContext
+from gateway.runtime.supervisor import Supervisor
+from gateway.services.analytics.run import PLANT_ID
+from gateway.services.analytics.service import AnalyticsService
+from gateway.settings import AnalyticsSettings, GatewaySettings
 from gateway.store.embedded import EmbeddedStore
-from gateway.supervisor import Supervisor
+from plant.catalog import Catalog
+from plant.load import load_plant
 from simulator.model import PlantModel
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.analytics_run import RunRows
-from gateway.analytics_store import KPIS, AnalyticsStore
+from gateway.services.analytics.results import KPIS, AnalyticsStore
+from gateway.services.analytics.run import RunRows
 
 DAY_S = 86400.0
 T0 = 1_700_000_000.0

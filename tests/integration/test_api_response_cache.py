@@ -17,21 +17,22 @@ from argon2 import PasswordHasher
 
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.alarm_service import AlarmService
-from gateway.analytics_run import RunRows
-from gateway.analytics_service import AnalyticsService, LatestResults
-from gateway.analytics_store import ENERGY, AnalyticsStore
-from gateway.api.app import create_app
-from gateway.api.auth import AuthService
-from gateway.api.context import GatewayContext
-from gateway.api.response_cache import CACHE_KEY
-from gateway.catalog import Catalog
-from gateway.inventory import InventoryStore
-from gateway.pipeline import Pipeline
-from gateway.settings import AnalyticsSettings, GatewaySettings, load_plant
+from gateway.ingest.pipeline import Pipeline
+from gateway.northbound.http.app import create_app
+from gateway.northbound.http.auth import AuthService
+from gateway.northbound.http.deps import GatewayContext
+from gateway.northbound.http.response_cache import CACHE_KEY
+from gateway.runtime.supervisor import Supervisor
+from gateway.services.alarms.service import AlarmService
+from gateway.services.analytics.results import ENERGY, AnalyticsStore
+from gateway.services.analytics.run import RunRows
+from gateway.services.analytics.service import AnalyticsService, LatestResults
+from gateway.services.inventory import InventoryStore
+from gateway.services.users import Role
+from gateway.settings import AnalyticsSettings, GatewaySettings
 from gateway.store.embedded import EmbeddedStore
-from gateway.supervisor import Supervisor
-from gateway.users import Role
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 REPO = Path(__file__).parents[2]
 PLANT = load_plant(REPO / "config" / "plant.toml")

@@ -7,8 +7,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
-from gateway.api.app import create_app
-from gateway.api.auth import (
+from gateway.northbound.http.app import create_app
+from gateway.northbound.http.auth import (
     USER_BURST,
     AuthService,
     LoginThrottle,
@@ -18,10 +18,11 @@ from gateway.api.auth import (
     load_signing_key,
     require_role,
 )
-from gateway.api.context import GatewayContext
-from gateway.catalog import Catalog
-from gateway.settings import AuthSettings, GatewaySettings, load_plant
-from gateway.users import Role
+from gateway.northbound.http.deps import GatewayContext
+from gateway.services.users import Role
+from gateway.settings import AuthSettings, GatewaySettings
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 PLANT = load_plant(Path(__file__).parents[2] / "config" / "plant.toml")
 FAST = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)

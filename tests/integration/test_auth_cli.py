@@ -7,11 +7,12 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.api.app import create_app
-from gateway.api.auth import AuthService
-from gateway.api.context import GatewayContext
-from gateway.catalog import Catalog
-from gateway.settings import GatewaySettings, load_plant
+from gateway.northbound.http.app import create_app
+from gateway.northbound.http.auth import AuthService
+from gateway.northbound.http.deps import GatewayContext
+from gateway.settings import GatewaySettings
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery"
@@ -19,7 +20,7 @@ PASSWORD = "correct horse battery"
 
 def refineryiq_user(state_dir: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess:
     env = {**os.environ, "REFINERYIQ_STATE_DIR": str(state_dir)}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "user", *args], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "refineryiq.cli", "user", *args], cwd=ROOT, env=env,
                           input=stdin, capture_output=True, text=True, timeout=60)
 
 

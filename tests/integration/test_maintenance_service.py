@@ -25,11 +25,12 @@ from analytics.pdm.predict import PredictionLevel, predict_fleet
 from analytics.pdm.signals import EquipmentType
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
-from gateway.catalog import Catalog
-from gateway.maintenance_service import MaintenanceService, TrainingState, Unavailable
-from gateway.settings import MaintenanceSettings, load_plant
+from gateway.runtime.supervisor import Supervisor
+from gateway.services.maintenance import MaintenanceService, TrainingState, Unavailable
+from gateway.settings import MaintenanceSettings
 from gateway.store.embedded import EmbeddedStore
-from gateway.supervisor import Supervisor
+from plant.catalog import Catalog
+from plant.load import load_plant
 from simulator.model import PlantModel
 from simulator.training import run_to_failure
 
@@ -207,8 +208,8 @@ async def test_inference_runs_in_a_child_process_while_the_event_loop_keeps_runn
 
 
 def test_the_daemon_and_its_services_do_not_import_scikit_learn():
-    services = ("gateway.daemon", "gateway.maintenance_service", "gateway.analytics_service",
-                "gateway.alarm_service", "gateway.opcua_server", "gateway.reports.service")
+    services = ("gateway.daemon", "gateway.services.maintenance", "gateway.services.analytics.service",
+                "gateway.services.alarms.service", "gateway.northbound.opcua.service", "gateway.services.reports.service")
     code = (f"import sys, {', '.join(services)}; "
             "print(sorted(m for m in ('sklearn', 'scipy', 'joblib') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
@@ -269,7 +270,7 @@ async def test_the_default_training_command_is_refineryiq_train_into_the_models_
     service = await _service(gateway, now_h=1.0)
     try:
         command = service.train_command()
-        assert command[1:3] == ["-m", "gateway.train"]
+        assert command[1:3] == ["-m", "refineryiq.train"]
         assert command[command.index("--out") + 1] == str(gateway.settings.state_dir / "models")
         assert command[command.index("--runs") + 1] == str(SETTINGS.train_runs)
     finally:

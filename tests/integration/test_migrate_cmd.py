@@ -16,7 +16,7 @@ from tests.support.pg import TEST_DATABASE_URL, temporary_schema
 def _migrate(schema: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "REFINERYIQ_DATABASE__URL": TEST_DATABASE_URL,
            "REFINERYIQ_DATABASE__SCHEMA": schema}
-    return subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], cwd=ROOT, env=env,
+    return subprocess.run([sys.executable, "-m", "refineryiq.cli", "migrate"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
 
 
@@ -45,7 +45,7 @@ async def test_migrate_creates_the_schema_and_loads_the_catalog_then_is_idempote
 
 def test_migrate_without_a_database_url_exits_2():
     env = {k: v for k, v in os.environ.items() if not k.startswith("REFINERYIQ_DATABASE")}
-    out = subprocess.run([sys.executable, "-m", "gateway.cli", "migrate"], cwd=ROOT, env=env,
+    out = subprocess.run([sys.executable, "-m", "refineryiq.cli", "migrate"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=60)
     assert out.returncode == 2
     assert "database.url" in out.stderr

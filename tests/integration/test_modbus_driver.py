@@ -20,7 +20,8 @@ from drivers.base import GroupPlan
 from drivers.batch import Batch
 from drivers.modbus import ModbusDriver, encode
 from drivers.quality import Quality, Reason
-from gateway.settings import ModbusAddress, ModbusDevice, ScanGroup, Tag, TagType
+from plant.devices import ModbusDevice, ScanGroup
+from plant.schema import ModbusAddress, Tag, TagType
 from tests.integration.hostile_modbus import HostileModbusServer, Mode
 
 GROUP = "g"

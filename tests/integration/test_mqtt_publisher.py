@@ -20,9 +20,10 @@ import pytest
 from analytics.alarm_types import AlarmKind, AlarmState, AlarmTransition, Severity
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.mqtt import MqttPublisher, MqttValuesConfig
-from gateway.settings import MqttSettings, load_plant
+from gateway.northbound.mqtt.publisher import MqttPublisher, MqttValuesConfig
+from gateway.settings import MqttSettings
+from plant.catalog import Catalog
+from plant.load import load_plant
 from tests.support.mqtt import BROKER, Subscriber
 from tests.support.tcp_proxy import TcpProxy
 
@@ -155,7 +156,7 @@ async def test_last_will_reports_offline_after_sigkill(tmp_path, site):
     script = textwrap.dedent(f"""
         import asyncio
         from pathlib import Path
-        from gateway.mqtt import MqttPublisher
+        from gateway.northbound.mqtt.publisher import MqttPublisher
         from gateway.settings import MqttSettings
 
         async def main():

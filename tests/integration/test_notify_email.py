@@ -27,9 +27,10 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from analytics.alarm_types import AlarmKind, AlarmState, AlarmTransition, Severity
-from gateway.catalog import Catalog
-from gateway.notify_email import EmailNotifier, EmailService, EmailState, is_notifiable
-from gateway.settings import EmailSettings, load_plant
+from gateway.northbound.email import EmailNotifier, EmailService, EmailState, is_notifiable
+from gateway.settings import EmailSettings
+from plant.catalog import Catalog
+from plant.load import load_plant
 from tests.support.daemon import free_port
 
 REPO = Path(__file__).parents[2]

@@ -25,8 +25,9 @@ from drivers.batch import Batch
 from drivers.opcua import OpcUaDriver
 from drivers.opcua.security import client_certificate_paths, trusted_server_certificate_path
 from drivers.quality import Quality, Reason
-from gateway.catalog import OPCUA_NAMESPACE_URI
-from gateway.settings import OpcUaAddress, OpcUaDevice, ScanGroup, Tag, TagType
+from plant.catalog import OPCUA_NAMESPACE_URI
+from plant.devices import OpcUaDevice, ScanGroup
+from plant.schema import OpcUaAddress, Tag, TagType
 from tests.support.tcp_proxy import TcpProxy
 
 # One event loop for the module so the servers (2 s to build asyncua's address space) are shared.

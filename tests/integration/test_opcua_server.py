@@ -22,12 +22,14 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
-from gateway import opcua_server_space
-from gateway.catalog import Catalog
-from gateway.live import LiveCache
-from gateway.opcua_server_runtime import ChangeSource, NorthboundServer, ServerThread
-from gateway.opcua_server_status import status_code
-from gateway.settings import ConfigError, OpcUaServerSettings, load_config, load_plant
+from gateway.ingest.live_cache import LiveCache
+from gateway.northbound.opcua import address_space as opcua_server_space
+from gateway.northbound.opcua.runtime import ChangeSource, NorthboundServer, ServerThread
+from gateway.northbound.opcua.status import status_code
+from gateway.settings import OpcUaServerSettings, load_config
+from plant.catalog import Catalog
+from plant.errors import ConfigError
+from plant.load import load_plant
 from tests.support.daemon import ROOT, DaemonProcess, free_port
 
 SC = ua.StatusCodes

@@ -7,9 +7,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from gateway.database_service import DatabaseService
+from gateway.runtime.supervisor import Supervisor
+from gateway.services.historian import DatabaseService
 from gateway.settings import DatabaseSettings
-from gateway.supervisor import Supervisor
 from tests.support.pg import *  # noqa: F403  (fixtures)
 from tests.support.pg import TEST_DATABASE_URL, ramp_scans
 from tests.support.tcp_proxy import TcpProxy

@@ -151,7 +151,7 @@ def test_a_day_that_has_not_begun_is_refused(daemon):
 def test_the_report_command_writes_the_file_and_shows_progress(daemon, tmp_path):
     out = tmp_path / "day.pdf"
     env = {k: v for k, v in daemon.env.items()}
-    result = subprocess.run([sys.executable, "-m", "gateway.cli", "report", "--date", _today(),
+    result = subprocess.run([sys.executable, "-m", "refineryiq.cli", "report", "--date", _today(),
                              "--format", "pdf", "--out", str(out)], cwd=ROOT, env=env,
                             capture_output=True, text=True, timeout=90)
     assert result.returncode == 0, result.stderr

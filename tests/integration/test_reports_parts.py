@@ -14,13 +14,13 @@ from openpyxl import load_workbook
 
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
-from gateway.catalog import Catalog
-from gateway.report_cmd import parse_day
-from gateway.reports import PlantDay, ReportError, ReportFormat, ReportSources, generate
-from gateway.reports import sources as sources_module
-from gateway.reports.service import expired, next_run
+from gateway.services.reports import PlantDay, ReportError, ReportFormat, ReportSources, generate
+from gateway.services.reports import sources as sources_module
+from gateway.services.reports.service import expired, next_run
 from gateway.settings import load_config
 from gateway.store.embedded import EmbeddedStore
+from plant.catalog import Catalog
+from refineryiq.report import parse_day
 
 CARACAS = ZoneInfo("America/Caracas")
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "gateway.toml"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.inventory import DuplicateSku, InventoryStore, ItemNotFound, StockStatus, stock_status
-from gateway.settings import InventoryItem
+from gateway.services.inventory import DuplicateSku, InventoryStore, ItemNotFound, StockStatus, stock_status
+from plant.schema import InventoryItem
 
 SEED = [InventoryItem(sku="CAT-ZSM5", item="Catalizador", quantity=1500, unit="kg",
                       reorder_level=500, critical_level=200)]

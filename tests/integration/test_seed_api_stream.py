@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateway.api.stream import StreamClient, StreamHub, encode_event
+from gateway.northbound.http.stream import StreamClient, StreamHub, encode_event
 
 
 def test_a_full_client_queue_drops_its_oldest_event_and_counts_it():

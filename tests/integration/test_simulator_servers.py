@@ -17,8 +17,9 @@ from asyncua import Client, ua
 from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.modbus import decode
-from gateway.catalog import OPCUA_NAMESPACE_URI, Catalog
-from gateway.settings import ModbusTable, load_plant
+from plant.catalog import OPCUA_NAMESPACE_URI, Catalog
+from plant.load import load_plant
+from plant.schema import ModbusTable
 from simulator.run import serve
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -82,7 +82,7 @@ async def test_watchdog_stops_when_no_scan_is_accepted(tmp_path):
     import types
 
     from gateway.daemon import Gateway
-    from gateway.sdnotify import Notifier
+    from gateway.runtime.sdnotify import Notifier
 
     path = tmp_path / "notify.sock"
     sock = _notify_socket(path)

@@ -8,14 +8,14 @@ import sys
 from pathlib import Path
 
 from analytics.pdm.signals import EquipmentType
-from gateway.train import main
+from refineryiq.train import main
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_refineryiq_train_writes_a_model_and_a_card_per_type(tmp_path: Path):
     out = tmp_path / "models"
-    done = subprocess.run([sys.executable, "-m", "gateway.cli", "train", "--runs", "4", "--dt", "1800",
+    done = subprocess.run([sys.executable, "-m", "refineryiq.cli", "train", "--runs", "4", "--dt", "1800",
                            "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     for kind in EquipmentType:

@@ -58,7 +58,7 @@ class DaemonProcess:
     def start(self) -> DaemonProcess:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "gateway.cli", *self.args], cwd=ROOT,
+        self.proc = subprocess.Popen([sys.executable, "-m", "refineryiq.cli", *self.args], cwd=ROOT,
                                      env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, start_new_session=True)
         return self
@@ -131,7 +131,7 @@ def state_with_users(state_dir: Path, password: str, users: dict[str, object]) -
     """Create ``state_dir`` holding API users ({name: Role}) before a daemon starts on it."""
     import asyncio
 
-    from gateway.users import USERS_FILE, UserStore
+    from gateway.services.users import USERS_FILE, UserStore
 
     state_dir.mkdir(parents=True, exist_ok=True)
 

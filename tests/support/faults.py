@@ -25,10 +25,10 @@ import numpy as np
 import paho.mqtt.client as paho
 import psutil
 
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
 from gateway.store.embedded import EmbeddedStore
 from gateway.store.sqlite_thread import SqliteThread
+from plant.catalog import Catalog
+from plant.load import load_plant
 from tests.support.daemon import ROOT
 
 PLANT_FILE = ROOT / "config" / "plant.toml"

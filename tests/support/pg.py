@@ -20,12 +20,12 @@ import pytest
 
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
 from gateway.store.embedded import EmbeddedStore
 from gateway.store.postgres.connection import connect
 from gateway.store.postgres.migrate import migrate
 from gateway.store.postgres.writer import DatabaseWriter
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 __all__ = ["catalog", "pg_conn", "pg_migrated", "pg_schema", "store"]
 

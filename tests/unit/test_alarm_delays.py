@@ -9,8 +9,9 @@ import numpy as np
 from analytics.alarms import AlarmConfig, AlarmEngine, AlarmState
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.settings import Plant, load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
+from plant.schema import Plant
 
 CATALOG = Catalog.build(load_plant(Path(__file__).parents[2] / "config" / "plant.toml"))
 TI101 = CATALOG.index["TI-101"]  # normal 340-360: default deadband 1 % of 20 = 0.2 degC

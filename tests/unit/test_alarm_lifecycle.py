@@ -10,8 +10,8 @@ import pytest
 from analytics.alarms import AlarmConfig, AlarmEngine, AlarmError, AlarmKind, AlarmState
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 N, U, A, R = AlarmState.NORMAL, AlarmState.UNACK, AlarmState.ACKED, AlarmState.RTN_UNACK
 SH, SU = AlarmState.SHELVED, AlarmState.SUPPRESSED

@@ -9,8 +9,8 @@ import numpy as np
 from analytics.alarms import AlarmConfig, AlarmEngine, AlarmKind, AlarmState
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 CATALOG = Catalog.build(load_plant(Path(__file__).parents[2] / "config" / "plant.toml"))
 CONFIG = AlarmConfig(on_delay_s=0, off_delay_s=0, bad_quality_delay_s=10, comm_loss_delay_s=5,

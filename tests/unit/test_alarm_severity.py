@@ -11,8 +11,9 @@ from analytics.alarm_limits import LimitColumns, evaluate, severity_rank
 from analytics.alarms import AlarmConfig, AlarmEngine, Severity
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.settings import Plant, load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
+from plant.schema import Plant
 
 CATALOG = Catalog.build(load_plant(Path(__file__).parents[2] / "config" / "plant.toml"))
 IMMEDIATE = AlarmConfig(on_delay_s=0, off_delay_s=0, auto_ack_after_s=None)

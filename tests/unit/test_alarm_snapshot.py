@@ -10,8 +10,8 @@ import numpy as np
 from analytics.alarms import AlarmConfig, AlarmEngine
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 CATALOG = Catalog.build(load_plant(Path(__file__).parents[2] / "config" / "plant.toml"))
 CONFIG = AlarmConfig(on_delay_s=2, off_delay_s=5, bad_quality_delay_s=3, comm_loss_delay_s=2,

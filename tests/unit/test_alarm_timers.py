@@ -10,8 +10,8 @@ from analytics.alarm_types import AUTO_ACK_USER
 from analytics.alarms import AlarmConfig, AlarmEngine, AlarmState
 from drivers.batch import Batch
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 CATALOG = Catalog.build(load_plant(Path(__file__).parents[2] / "config" / "plant.toml"))
 KEY = "TI-101/PROCESS"

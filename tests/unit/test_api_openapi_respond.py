@@ -7,11 +7,11 @@ from datetime import UTC, date, datetime
 
 from analytics.alarm_types import Severity
 from analytics.tanks import TankTrend
-from gateway.api.openapi import respond
-from gateway.api.seed_alerts import Alert
-from gateway.api.seed_common import EquipmentStatus
-from gateway.api.seed_inventory import SuppliesData, TankRow
-from gateway.api.seed_normalized import EquipmentRow
+from gateway.northbound.http.compat.alerts import Alert
+from gateway.northbound.http.compat.common import EquipmentStatus
+from gateway.northbound.http.compat.inventory import SuppliesData, TankRow
+from gateway.northbound.http.compat.normalized import EquipmentRow
+from gateway.northbound.http.openapi import respond
 
 RAISED = datetime(2026, 11, 26, 14, 5, 3, 123456, tzinfo=UTC)
 ALERT = Alert(id=42, timestamp=RAISED, time=RAISED, unit_id="CDU-101", unit_name="Crude unit",

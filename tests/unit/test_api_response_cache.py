@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.api.context import CTX_KEY
-from gateway.api.response_cache import CACHE_KEY, ResponseCache, cached
+from gateway.northbound.http.deps import CTX_KEY
+from gateway.northbound.http.response_cache import CACHE_KEY, ResponseCache, cached
 
 
 class Gateway:

@@ -11,11 +11,11 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from drivers.quality import Quality, Reason
-from gateway.api.context import CTX_KEY
-from gateway.api.tags import get_live_tags
-from gateway.catalog import Catalog
-from gateway.live import LiveCache
-from gateway.settings import load_plant
+from gateway.ingest.live_cache import LiveCache
+from gateway.northbound.http.deps import CTX_KEY
+from gateway.northbound.http.tags import get_live_tags
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 PLANT = load_plant(Path(__file__).parents[2] / "config" / "plant.toml")
 SCAN_TS = 1_764_168_000.123456

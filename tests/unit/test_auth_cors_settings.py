@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.api.cors import normalize_origin
-from gateway.settings import ConfigError, load_config
+from gateway.northbound.http.cors import normalize_origin
+from gateway.settings import load_config
+from plant.errors import ConfigError
 
 CONFIG = Path(__file__).parents[2] / "config" / "gateway.toml"
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway.api.auth import LoginThrottle, TokenBuckets
+from gateway.northbound.http.auth import LoginThrottle, TokenBuckets
 
 
 class Clock:

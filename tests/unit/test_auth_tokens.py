@@ -7,15 +7,15 @@ import stat
 import jwt
 import pytest
 
-from gateway.api.auth import (
+from gateway.northbound.http.auth import (
     KEY_FILE,
     TokenError,
     TokenSigner,
     load_signing_key,
     reads_need_token,
 )
+from gateway.services.users import Role, User
 from gateway.settings import AuthSettings, GatewaySettings
-from gateway.users import Role, User
 
 KEY = b"k" * 32
 ANA = User(id=7, name="ana", display_name="Ana", role=Role.OPERATOR)

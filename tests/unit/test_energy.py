@@ -16,8 +16,8 @@ from analytics.energy import (
 from analytics.health import EquipmentHealth, HealthStatus
 from analytics.window import SampleCounts, TagSeries, Window
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 PLANT = load_plant(Path(__file__).parents[2] / "config" / "plant.toml")
 CATALOG = Catalog.build(PLANT)

@@ -19,8 +19,8 @@ from analytics.health import (
 )
 from analytics.window import TagSeries, Window
 from drivers.quality import Quality
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 
 PLANT = load_plant(Path(__file__).parents[2] / "config" / "plant.toml")
 CATALOG = Catalog.build(PLANT)

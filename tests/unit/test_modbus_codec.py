@@ -10,7 +10,7 @@ import pytest
 
 from drivers.modbus.codec import decode, decode_bits, encode
 from drivers.modbus.frames import Expectation, Verdict, check_response, expectation_for
-from gateway.settings import ByteOrder, DataType
+from plant.schema import ByteOrder, DataType
 
 FORMATS = {DataType.INT16: "h", DataType.UINT16: "H", DataType.INT32: "i", DataType.UINT32: "I",
            DataType.FLOAT32: "f", DataType.FLOAT64: "d"}

@@ -10,7 +10,7 @@ from drivers.modbus.codec import encode
 from drivers.modbus.layout import ScanLayout
 from drivers.modbus.planner import PlanError, plan_requests
 from drivers.quality import Quality, Reason
-from gateway.settings import ByteOrder, DataType, ModbusAddress, ModbusTable, Tag, TagType
+from plant.schema import ByteOrder, DataType, ModbusAddress, ModbusTable, Tag, TagType
 
 
 def tag(n: int, table: str = "holding", address: int = 0, type: str | None = None,

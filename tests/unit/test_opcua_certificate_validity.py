@@ -13,7 +13,7 @@ from cryptography.x509.oid import NameOID
 from structlog.testing import capture_logs
 
 from drivers.opcua.security import ServerCertificateTimeInvalid, check_validity
-from gateway.settings import OpcUaDevice
+from plant.devices import OpcUaDevice
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 DEVICE = OpcUaDevice(id="scada-ht", protocol="opcua")

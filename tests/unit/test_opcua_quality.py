@@ -12,7 +12,8 @@ from drivers.base import GroupPlan
 from drivers.opcua.driver import classify_failure
 from drivers.opcua.nodes import NodeGroup
 from drivers.quality import Quality, Reason
-from gateway.settings import OpcUaAddress, ScanGroup, Tag, TagType
+from plant.devices import ScanGroup
+from plant.schema import OpcUaAddress, Tag, TagType
 
 RECEIVE_TS = 1_800_000_000.0
 

@@ -19,7 +19,7 @@ from analytics.pdm.features import (
     rolling_stats,
 )
 from analytics.pdm.signals import EquipmentType, Signal, equipment_signals, model_signals
-from gateway.settings import load_plant
+from plant.load import load_plant
 from simulator.training import run_to_failure
 
 PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")

@@ -16,7 +16,7 @@ from analytics.pdm.features import feature_names
 from analytics.pdm.model import TrainOptions, save, train_type
 from analytics.pdm.predict import Direction, PredictionLevel, load_models, predict_equipment
 from analytics.pdm.signals import EquipmentType
-from gateway.settings import load_plant
+from plant.load import load_plant
 from simulator.training import run_to_failure
 
 PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")

@@ -1,6 +1,6 @@
 """Scan scheduling: drift-free deadlines, overruns counted and skipped ahead."""
 
-from gateway.scheduler import ScanSchedule
+from gateway.ingest.scheduler import ScanSchedule
 
 
 def test_on_time_scans_keep_the_grid_without_drift():

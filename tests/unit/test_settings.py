@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.catalog import Catalog
-from gateway.settings import ConfigError, load_config
+from gateway.settings import load_config
+from plant.catalog import Catalog
+from plant.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 CASES = Path(__file__).parent / "configs"
@@ -69,7 +70,7 @@ def test_state_dir_from_environment(tmp_path):
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gateway.cli", *args], cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "refineryiq.cli", *args], cwd=ROOT,
                           capture_output=True, text=True, timeout=60)
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 from simulator.degradation import EventKind
 from simulator.model import PlantModel
 from simulator.training import run_to_failure

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 from simulator.faults import BAD_SENSOR_FAILURE, Device, FaultKind, load_schedule
 
 PLANT = Path(__file__).resolve().parents[2] / "config" / "plant.toml"

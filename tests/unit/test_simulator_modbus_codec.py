@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from gateway.settings import ByteOrder, DataType, ModbusAddress, ModbusTable, OpcUaAddress, Tag, TagType
+from plant.schema import ByteOrder, DataType, ModbusAddress, ModbusTable, OpcUaAddress, Tag, TagType
 from simulator.modbus_codec import RegisterMap, encode
 
 STRUCT_FORMAT = {DataType.INT16: ">h", DataType.UINT16: ">H", DataType.INT32: ">i",

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.catalog import Catalog
-from gateway.settings import load_plant
+from plant.catalog import Catalog
+from plant.load import load_plant
 from simulator.model import PlantModel
 from simulator.tanks import HIGH_TURNAROUND_PCT, LITRES_PER_BBL, LOW_TURNAROUND_PCT
 

@@ -8,7 +8,7 @@ import pytest
 from analytics.tanks import TankStatus, TankTrend, level_status, tank_state, tank_states
 from analytics.window import TagSeries, Window
 from drivers.quality import Quality
-from gateway.settings import load_plant
+from plant.load import load_plant
 
 PLANT = load_plant(Path(__file__).parents[2] / "config" / "plant.toml")
 TK101 = next(t for t in PLANT.tanks if t.id == "TK-101")  # 80000 L, LI-1101, low 15 %, high 90 %

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from gateway.catalog import Catalog
-from gateway.settings import InventoryItem
+from plant.catalog import Catalog
+from plant.schema import InventoryItem
 
 _TAG_COLUMNS = ("tag_id", "tag_name", "unit_id", "equipment_id", "engineering_units", "tag_type",
                 "min_val", "max_val", "ll", "hh", "instrument_min", "instrument_max", "deadband",

@@ -17,10 +17,10 @@ import asyncpg
 import numpy as np
 
 from drivers.quality import QUALITY_DTYPE, REASON_DTYPE, Quality, Reason
-from gateway.catalog import Catalog
 from gateway.store.history import TagHistory, downsample
 from gateway.store.latest import LatestValues
 from gateway.store.postgres.connection import Executor, acquire
+from plant.catalog import Catalog
 
 
 class Resolution(StrEnum):

@@ -30,7 +30,6 @@ import numpy as np
 import structlog
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from gateway.catalog import Catalog
 from gateway.store.embedded_rows import StoredBatch
 from gateway.store.postgres import cursor as fwd
 from gateway.store.postgres.catalog_sync import sync_catalog
@@ -40,6 +39,7 @@ from gateway.store.postgres.derived import fold_new_chunks
 from gateway.store.postgres.migrate import migrate, storage_backend
 from gateway.store.postgres.policy import DEFAULT_RETENTION, Backend, RetentionPolicy
 from gateway.store.postgres.retention import ensure_partitions, maintain
+from plant.catalog import Catalog
 
 log = structlog.get_logger(__name__)
 

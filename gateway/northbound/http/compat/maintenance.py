@@ -1,0 +1,97 @@
+"""The seed's predictive-maintenance list, from the PdM service (``ctx.extras["maintenance"]``).
+
+``GET /api/maintenance/predictions``  one row per equipment with a prediction, in catalog
+order: ``failure_probability`` and ``confidence`` in %, ``rul_hours`` null while the
+prediction is NORMAL, ``shap_explanation.top_drivers`` with the seed's direction words
+(``aumento`` / ``disminución``). Equipment without a trained model for its type has no row;
+without the PdM service the list is empty (no prediction is invented).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from gateway.northbound.http import response_cache as sources
+from gateway.northbound.http.compat.common import MAINTENANCE, finite, service
+from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.openapi import Operation, add, respond
+from gateway.northbound.http.response_cache import cached
+
+TAG = "maintenance"
+
+
+class Driver(BaseModel):
+    feature: str
+    contribution_pct: float
+    direction: Literal["aumento", "disminución"]
+
+
+class ShapExplanation(BaseModel):
+    top_drivers: list[Driver]
+
+
+class MaintenancePrediction(BaseModel):
+    equipment_id: str
+    equipment_name: str
+    equipment_type: str
+    failure_probability: float
+    rul_hours: float | None
+    estimated_failure_date: str | None = None
+    is_anomaly: bool
+    anomaly_score: float
+    prediction: str
+    recommendation: str
+    narrative: str
+    confidence: float
+    model_source: str
+    timestamp: datetime
+    shap_explanation: ShapExplanation
+
+
+def prediction_dicts(maintenance: Any) -> dict[str, dict]:
+    """The PdM service's current predictions by equipment_id, as plain dicts.
+
+    Accepted (the service is written separately): ``predictions`` as a mapping of
+    equipment_id to a prediction with ``as_dict()`` or to a dict, or a ``latest()`` method
+    returning such a mapping.
+    """
+    if maintenance is None:
+        return {}
+    source = getattr(maintenance, "predictions", None)
+    if source is None and callable(getattr(maintenance, "latest", None)):
+        source = maintenance.latest()
+    if callable(source):
+        source = source()
+    if not isinstance(source, Mapping):
+        return {}
+    out = {}
+    for equipment_id, p in source.items():
+        out[equipment_id] = p.as_dict() if hasattr(p, "as_dict") else dict(p)
+    return out
+
+
+@cached(sources.catalog, sources.predictions)
+async def get_predictions(request: web.Request) -> web.Response:
+    """GET /api/maintenance/predictions."""
+    ctx = ctx_of(request)
+    found = prediction_dicts(service(request, MAINTENANCE, required=False))
+    out = []
+    for eq in ctx.catalog.plant.equipment:
+        p = found.get(eq.id)
+        if p is None or finite(p.get("failure_probability")) is None:
+            continue
+        out.append(MaintenancePrediction.model_validate({
+            **p, "equipment_id": eq.id, "equipment_name": eq.name, "equipment_type": eq.type,
+            "rul_hours": finite(p.get("rul_hours")),
+            "shap_explanation": p.get("shap_explanation") or {"top_drivers": []}}))
+    return respond(out)
+
+
+def setup(app: web.Application) -> None:
+    add(app, Operation("GET", "/api/maintenance/predictions", get_predictions,
+                       "Failure predictions per equipment", list[MaintenancePrediction], tag=TAG))

@@ -1,0 +1,81 @@
+"""GET /metrics: Prometheus exposition, collected from the running gateway's counters.
+
+A custom collector reads the pipeline's counters at scrape time, so the scan path does no
+metrics work of its own.
+"""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from drivers.quality import Quality, Reason
+from gateway.northbound.http.deps import CTX_KEY, GatewayContext
+
+
+class GatewayCollector:
+    def __init__(self, ctx: GatewayContext):
+        self.ctx = ctx
+
+    def collect(self):
+        p = self.ctx.pipeline
+        now = time.time()
+        values = CounterMetricFamily("refineryiq_values", "Values accepted into the store", labels=["device"])
+        rate = GaugeMetricFamily("refineryiq_values_per_second", "Accepted values/s over 10 s", labels=["device"])
+        connected = GaugeMetricFamily("refineryiq_device_connected", "1 when the device is connected", labels=["device"])
+        for device_id, stats in p.device_stats.items():
+            values.add_metric([device_id], stats.values)
+            rate.add_metric([device_id], stats.values_per_s(now))
+            connected.add_metric([device_id], 1.0 if p.drivers[device_id].connected else 0.0)
+        yield from (values, rate, connected)
+
+        scans = CounterMetricFamily("refineryiq_scans", "Scans completed", labels=["group"])
+        overruns = CounterMetricFamily("refineryiq_scan_overruns", "Scans that overran their interval", labels=["group"])
+        skipped = CounterMetricFamily("refineryiq_scans_skipped", "Scan deadlines skipped after overruns", labels=["group"])
+        duration = GaugeMetricFamily("refineryiq_scan_duration_seconds", "Duration of the last scan", labels=["group"])
+        for group_id, g in p.group_stats.items():
+            scans.add_metric([group_id], g.scans)
+            overruns.add_metric([group_id], g.overruns)
+            skipped.add_metric([group_id], g.skipped)
+            duration.add_metric([group_id], g.last_scan_duration_s)
+        yield from (scans, overruns, skipped, duration)
+
+        live = p.live
+        by_reason = GaugeMetricFamily("refineryiq_tags_not_good", "Tags whose newest value is not good, by reason",
+                                      labels=["quality", "reason"])
+        for q in (Quality.DOUBTFUL, Quality.BAD):
+            mask = live.quality == q
+            for r in Reason:
+                n = int((mask & (live.reason == r)).sum())
+                if n:
+                    by_reason.add_metric([q.name.lower(), r.name.lower()], n)
+        yield by_reason
+
+        queue = GaugeMetricFamily("refineryiq_queue_depth", "Scans waiting for the embedded store")
+        queue.add_metric([], p.queue.qsize())
+        yield queue
+        errors = CounterMetricFamily("refineryiq_store_errors", "Embedded store write failures")
+        errors.add_metric([], p.store_errors)
+        yield errors
+        for fn in self.ctx.extras.get("metrics", {}).values():
+            yield from fn()
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    registry = request.app[REGISTRY_KEY]
+    body = generate_latest(registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
+
+
+def setup(app: web.Application) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(GatewayCollector(app[CTX_KEY]))
+    app[REGISTRY_KEY] = registry
+    app.router.add_get("/metrics", get_metrics)

@@ -1,0 +1,425 @@
+"""The northbound address space: ``Objects/RefineryIQ/<unit>/<equipment>/<tag>`` and friends.
+
+Built once from the catalog with ``add_nodes`` calls of a few thousand nodes each (asyncua's
+high-level ``add_variable`` costs an await and a sibling scan per node: minutes at 10,000
+tags).
+
+Memory: asyncua keeps every attribute of every node as its own AttributeValue, DataValue,
+Variant and StatusCode objects, about 31 KB per tag with its three properties, most of it
+the same few values (AccessLevel, WriteMask, DataType, ValueRank, the properties' browse
+names, ...) repeated 40,000 times. After each slice of nodes is added, the attributes that
+nothing ever writes are made to share one AttributeValue per distinct value
+(:func:`share_constant_attributes`); the slice's copies are freed before the next slice
+allocates, so the process never holds them all. What stays per node is what differs: its
+NodeId, names, references, and the Value of a tag or figure. asyncua's own standard nodes
+(about 6,000, 50 MB) share their equal attribute DataValues too
+(:func:`share_standard_values`), before our nodes are built so that they reuse the memory.
+
+- every tag: an AnalogItemType variable (Double, read-only) with node id ``ns=2;s=<tag_id>``
+  and the properties ``EURange`` (normal range), ``InstrumentRange`` (when configured) and
+  ``EngineeringUnits`` (EUInformation, UNECE code where one is known);
+- per unit ``<unit>/KPIs/<figure>`` (throughput, OEE and its factors, energy, stability),
+  the plant's under ``RefineryIQ/KPIs``; per equipment ``<equipment>/Health/<figure>``;
+  ``RefineryIQ/Gateway/<figure>`` (health status, reasons, counters) and
+  ``RefineryIQ/Alarms/<figure>`` (the active alarm list).
+
+Tag values are written by :meth:`TagWriter.write`, the hot path: it sets each node's
+attribute value directly and, for a node no client monitors, reuses its DataValue object,
+changing only the value, status and timestamps (a new DataValue and
+``write_attribute_value`` per node cost several times as much). A node with datachange
+callbacks gets a new DataValue and its callbacks are run, as ``write_attribute_value`` does,
+because asyncua's monitored items compare against the previous DataValue object.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from asyncua import Server, ua
+
+from gateway.northbound.opcua.status import GOOD, is_bad
+from plant.catalog import SYNTHETIC_PREFIX, Catalog
+from plant.schema import Tag
+
+NAMESPACE_URI = "urn:refineryiq:gateway:plant"
+NS = 2
+ROOT = "RefineryIQ"
+SYNTHETIC_FOLDER = "Synthetic"
+PLANT_FOLDER = "Plant"  # tags without a unit
+# asyncua scans every sibling when it adds a node, so synthetic tags sit in folders of 50.
+SYNTHETIC_FOLDER_SIZE = 50
+# Tags added per add_nodes slice (with their properties: about 4 nodes each).
+BUILD_SLICE_TAGS = 1000
+_DOUBLE = ua.VariantType.Double
+_READ = ua.AccessLevel.CurrentRead.mask
+# The Value of a tag or figure variable is rewritten while serving; its NodeId is unique.
+_OWN_ATTRIBUTES = frozenset({ua.AttributeIds.NodeId, ua.AttributeIds.Value})
+# A property's Value (range, engineering units) is set once when it is built.
+_OWN_PROPERTY_ATTRIBUTES = frozenset({ua.AttributeIds.NodeId})
+
+# UNECE Recommendation 20 common codes of the catalog's engineering units (Part 8, 5.6.3).
+UNECE_CODES = {"°C": "CEL", "%": "P1", "A": "AMP", "kW": "KWT", "mm/s": "C16", "psig": "PS",
+               "bar": "BAR", "kPa": "KPA", "L": "LTR", "kg": "KGM", "rpm": "RPM", "Hz": "HTZ"}
+UNECE_NAMESPACE = "http://www.opcfoundation.org/UA/units/un/cefact"
+
+# Per-unit KPI figures (keys of the analytics KPI rows) and their OPC-UA types.
+KPI_FIGURES: dict[str, ua.VariantType] = {
+    "throughput_bpd": _DOUBLE, "throughput_pct_of_design": _DOUBLE, "oee_pct": _DOUBLE,
+    "availability_pct": _DOUBLE, "performance_pct": _DOUBLE, "oee_quality_pct": _DOUBLE,
+    "energy_efficiency": _DOUBLE, "kwh_per_bbl": _DOUBLE, "excess_kwh_per_day": _DOUBLE,
+    "quality_score": _DOUBLE, "maintenance_score": _DOUBLE, "stability_index": _DOUBLE,
+    "status": ua.VariantType.String, "ts": ua.VariantType.DateTime,
+}
+HEALTH_FIGURES: dict[str, ua.VariantType] = {
+    "score": _DOUBLE, "status": ua.VariantType.String, "failure_probability_pct": _DOUBLE,
+    "worst_tag": ua.VariantType.String, "ts": ua.VariantType.DateTime,
+}
+GATEWAY_FIGURES: dict[str, ua.VariantType] = {
+    "status": ua.VariantType.String, "reasons": ua.VariantType.String,
+    "devices_connected": ua.VariantType.UInt32, "devices": ua.VariantType.UInt32,
+    "accepted_batches": ua.VariantType.UInt64, "accepted_values": ua.VariantType.UInt64,
+    "uptime_s": _DOUBLE,
+}
+ALARM_FIGURES: dict[str, ua.VariantType] = {
+    "active_count": ua.VariantType.UInt32, "unacknowledged_count": ua.VariantType.UInt32,
+    "active_alarms": ua.VariantType.String,  # array: "key|state|severity|message"
+    "active_alarms_json": ua.VariantType.String,
+}
+_ARRAY_FIGURES = {("Gateway", "reasons"), ("Alarms", "active_alarms")}
+
+
+def unece_unit_id(code: str) -> int:
+    """The EUInformation UnitId of a UNECE common code (Part 8, 5.6.3: ASCII bytes packed)."""
+    unit_id = 0
+    for char in code.upper():
+        unit_id = (unit_id << 8) | ord(char)
+    return unit_id
+
+
+def eu_information(engineering_units: str) -> ua.EUInformation:
+    """EUInformation for a catalog engineering unit (UnitId -1 where no code is known)."""
+    code = UNECE_CODES.get(engineering_units)
+    info = ua.EUInformation()
+    info.NamespaceUri = UNECE_NAMESPACE
+    info.UnitId = unece_unit_id(code) if code else -1
+    info.DisplayName = ua.LocalizedText(engineering_units)
+    info.Description = ua.LocalizedText(engineering_units)
+    return info
+
+
+def folder_id(*path: str) -> ua.NodeId:
+    return ua.NodeId("/".join((ROOT, *path)), NS)
+
+
+def tag_node_id(tag_id: str) -> ua.NodeId:
+    return ua.NodeId(tag_id, NS)
+
+
+def figure_id(*path: str) -> ua.NodeId:
+    return folder_id(*path)
+
+
+@dataclass
+class AddressSpace:
+    """Handles of the built address space (used by the writers)."""
+
+    tag_attrs: list[Any]  # asyncua AttributeValue of each catalog tag's Value
+    tag_nodes: list[ua.NodeId]
+    figures: dict[tuple[str, ...], ua.NodeId] = field(default_factory=dict)
+    root: ua.NodeId = field(default_factory=lambda: folder_id())
+
+
+class _Builder:
+    """Collects AddNodesItems, parents first, and adds them (:meth:`commit`) slice by slice."""
+
+    def __init__(self) -> None:
+        self.objects: list[ua.AddNodesItem] = []
+        self.variables: list[ua.AddNodesItem] = []
+        self.properties: list[ua.AddNodesItem] = []
+        self._known: set[ua.NodeId] = set()
+
+    def folder(self, parent: ua.NodeId, node_id: ua.NodeId, name: str) -> ua.NodeId:
+        if node_id not in self._known:
+            self._known.add(node_id)
+            attrs = ua.ObjectAttributes()
+            attrs.DisplayName = ua.LocalizedText(name)
+            attrs.EventNotifier = 0
+            self.objects.append(_item(parent, node_id, name, ua.NodeClass.Object,
+                                      ua.ObjectIds.Organizes, ua.ObjectIds.FolderType, attrs))
+        return node_id
+
+    def variable(self, parent: ua.NodeId, node_id: ua.NodeId, name: str, value: ua.Variant,
+                 data_type: int, type_definition: int = ua.ObjectIds.BaseDataVariableType,
+                 array: bool = False) -> None:
+        attrs = _variable_attrs(name, value, data_type, array)
+        self.variables.append(_item(parent, node_id, name, ua.NodeClass.Variable,
+                                    ua.ObjectIds.HasComponent, type_definition, attrs))
+
+    def prop(self, parent: ua.NodeId, name: str, value: Any, data_type: int) -> None:
+        node_id = ua.NodeId(f"{parent.Identifier}/{name}", NS)
+        attrs = _variable_attrs(name, ua.Variant(value), data_type, False)
+        self.properties.append(_item(parent, node_id, name, ua.NodeClass.Variable,
+                                     ua.ObjectIds.HasProperty, ua.ObjectIds.PropertyType, attrs,
+                                     browse_ns=0))
+
+    async def commit(self, server: Server, shared: SharedAttributes) -> None:
+        """Add the collected nodes, share their constant attributes, forget the items."""
+        session = server.iserver.isession
+        aspace = server.iserver.aspace
+        for items, own in ((self.objects, _OWN_ATTRIBUTES), (self.variables, _OWN_ATTRIBUTES),
+                           (self.properties, _OWN_PROPERTY_ATTRIBUTES)):
+            if not items:
+                continue
+            results = await session.add_nodes(items)
+            bad = [(it.RequestedNewNodeId, r.StatusCode) for it, r in zip(items, results, strict=True)
+                   if not r.StatusCode.is_good()]
+            if bad:
+                raise RuntimeError(f"could not create {len(bad)} OPC-UA nodes, first: {bad[0]}")
+            share_constant_attributes(aspace, [it.RequestedNewNodeId for it in items], own, shared)
+            items.clear()
+
+
+async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
+    """Create every node the gateway serves under ``Objects/RefineryIQ``."""
+    b = _Builder()
+    shared = SharedAttributes()
+    root = b.folder(ua.NodeId(ua.ObjectIds.ObjectsFolder), folder_id(), ROOT)
+    plant = catalog.plant
+    for unit in plant.units:
+        unit_node = b.folder(root, folder_id(unit.id), unit.id)
+        _figures(b, unit_node, (unit.id, "KPIs"), KPI_FIGURES)
+    for equipment in plant.equipment:
+        eq_node = b.folder(folder_id(equipment.unit_id), folder_id(equipment.unit_id, equipment.id),
+                           equipment.id)
+        _figures(b, eq_node, (equipment.unit_id, equipment.id, "Health"), HEALTH_FIGURES)
+    _figures(b, root, ("KPIs",), KPI_FIGURES)
+    _figures(b, root, ("Gateway",), GATEWAY_FIGURES)
+    _figures(b, root, ("Alarms",), ALARM_FIGURES)
+    figures = {tuple(str(it.RequestedNewNodeId.Identifier).split("/")[1:]): it.RequestedNewNodeId
+               for it in b.variables}
+    await b.commit(server, shared)
+    aspace = server.iserver.aspace
+    for node_id in figures.values():  # nothing computed yet: Bad, not a Good null
+        aspace.get(node_id).attributes[ua.AttributeIds.Value].value = _waiting()
+    n_plant = len(plant.tags)
+    tag_nodes = []
+    for i, tag in enumerate(catalog.tags):
+        if i and i % BUILD_SLICE_TAGS == 0:
+            await b.commit(server, shared)
+        parent = _tag_parent(b, root, tag, i - n_plant, len(catalog) - n_plant)
+        node_id = tag_node_id(tag.id)
+        tag_nodes.append(node_id)
+        b.variable(parent, node_id, tag.id, ua.Variant(None, ua.VariantType.Null),
+                   ua.ObjectIds.Double, ua.ObjectIds.AnalogItemType)
+        b.prop(node_id, "EURange", ua.Range(Low=tag.normal_min, High=tag.normal_max),
+               ua.ObjectIds.Range)
+        if tag.instrument_min is not None and tag.instrument_max is not None:
+            b.prop(node_id, "InstrumentRange",
+                   ua.Range(Low=tag.instrument_min, High=tag.instrument_max), ua.ObjectIds.Range)
+        b.prop(node_id, "EngineeringUnits", eu_information(tag.engineering_units),
+               ua.ObjectIds.EUInformation)
+    await b.commit(server, shared)
+    attrs = [aspace.get(n).attributes[ua.AttributeIds.Value] for n in tag_nodes]
+    for attr in attrs:  # a tag not read yet: Bad, waiting for its first value
+        attr.value = _waiting()
+    return AddressSpace(tag_attrs=attrs, tag_nodes=tag_nodes, figures=figures, root=root)
+
+
+def _waiting() -> ua.DataValue:
+    return ua.DataValue(ua.Variant(None, ua.VariantType.Null),
+                        ua.StatusCode(ua.StatusCodes.BadWaitingForInitialData))
+
+
+def _tag_parent(b: _Builder, root: ua.NodeId, tag: Tag, syn_pos: int, syn_count: int) -> ua.NodeId:
+    if tag.id.startswith(SYNTHETIC_PREFIX):
+        syn = b.folder(root, folder_id(SYNTHETIC_FOLDER), SYNTHETIC_FOLDER)
+        first = syn_pos // SYNTHETIC_FOLDER_SIZE * SYNTHETIC_FOLDER_SIZE + 1
+        last = min(first + SYNTHETIC_FOLDER_SIZE - 1, syn_count)
+        name = f"{SYNTHETIC_PREFIX}{first:05d}..{last:05d}"
+        return b.folder(syn, folder_id(SYNTHETIC_FOLDER, name), name)
+    unit_id = tag.unit_id or PLANT_FOLDER
+    parent = b.folder(root, folder_id(unit_id), unit_id)
+    if tag.equipment_id:
+        parent = b.folder(parent, folder_id(unit_id, tag.equipment_id), tag.equipment_id)
+    return parent
+
+
+def _figures(b: _Builder, parent: ua.NodeId, path: tuple[str, ...],
+             figures: dict[str, ua.VariantType]) -> None:
+    node = b.folder(parent, folder_id(*path), path[-1])
+    for name, vtype in figures.items():
+        array = (path[-1], name) in _ARRAY_FIGURES
+        b.variable(node, figure_id(*path, name), name, ua.Variant(None, ua.VariantType.Null),
+                   _DATA_TYPES[vtype], array=array)
+
+
+_DATA_TYPES = {
+    ua.VariantType.Double: ua.ObjectIds.Double, ua.VariantType.String: ua.ObjectIds.String,
+    ua.VariantType.UInt32: ua.ObjectIds.UInt32, ua.VariantType.UInt64: ua.ObjectIds.UInt64,
+    ua.VariantType.DateTime: ua.ObjectIds.UtcTime,
+}
+
+
+def _variable_attrs(name: str, value: ua.Variant, data_type: int,
+                    array: bool) -> ua.VariableAttributes:
+    attrs = ua.VariableAttributes()
+    attrs.DisplayName = attrs.Description = ua.LocalizedText(name)
+    attrs.DataType = _node_id(data_type)
+    attrs.Value = value
+    attrs.ValueRank = ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar
+    if array:
+        attrs.ArrayDimensions = [0]
+    attrs.AccessLevel = _READ
+    attrs.UserAccessLevel = _READ
+    return attrs
+
+
+def _item(parent: ua.NodeId, node_id: ua.NodeId, name: str, node_class: ua.NodeClass,
+          reference: int, type_definition: int, attrs: Any, browse_ns: int = NS) -> ua.AddNodesItem:
+    item = ua.AddNodesItem()
+    item.RequestedNewNodeId = node_id
+    item.BrowseName = ua.QualifiedName(name, browse_ns)
+    item.NodeClass = node_class
+    item.ParentNodeId = parent
+    item.ReferenceTypeId = _node_id(reference)
+    item.TypeDefinition = _node_id(type_definition)
+    item.NodeAttributes = attrs
+    return item
+
+
+@functools.cache
+def _node_id(identifier: int) -> ua.NodeId:
+    """One NodeId object per standard node (reference and data types): every node's
+    references and DataType point to it instead of holding a copy."""
+    return ua.NodeId(identifier)
+
+
+class SharedAttributes:
+    """One AttributeValue per distinct (attribute, value, status) among the nodes built, and
+    one NodeId per reference type or type definition their references name."""
+
+    def __init__(self) -> None:
+        self.attributes: dict[tuple[Any, ...], Any] = {}
+        self.node_ids: dict[ua.NodeId, ua.NodeId] = {}
+
+    def attribute(self, attribute_id: ua.AttributeIds, attr: Any) -> Any:
+        dv = attr.value
+        if dv is None or attr.value_callback is not None:
+            return attr
+        key = (attribute_id, _value_key(dv.Value), dv.StatusCode.value if dv.StatusCode else None)
+        return self.attributes.setdefault(key, attr)
+
+    def node_id(self, node_id: Any) -> Any:
+        return self.node_ids.setdefault(node_id, node_id) if isinstance(node_id, ua.NodeId) else node_id
+
+
+def _value_key(variant: ua.Variant | None) -> Any:
+    """A hashable key equal for equal Variants (asyncua's structures are unhashable
+    dataclasses; their repr lists every field)."""
+    if variant is None:
+        return None
+    value = variant.Value
+    if value is None or isinstance(value, int | float | str | bool):
+        return (variant.VariantType, type(value), value, variant.is_array)
+    return (variant.VariantType, repr(value), variant.is_array)
+
+
+def share_standard_values(aspace: Any) -> None:
+    """Make the standard nodes' equal attribute DataValues (Values aside) one object each.
+
+    Only the DataValue is shared, not the AttributeValue: asyncua itself writes attributes
+    of standard nodes (the Server object's EventNotifier when an event generator starts, the
+    server status), and a write replaces that node's DataValue, never the shared object.
+    """
+    shared: dict[tuple[Any, ...], ua.DataValue] = {}
+    for node_id in list(aspace.keys()):
+        for attribute_id, attr in aspace[node_id].attributes.items():
+            dv = attr.value
+            if attribute_id in _OWN_ATTRIBUTES or dv is None or attr.value_callback is not None:
+                continue
+            key = (attribute_id, _value_key(dv.Value), dv.StatusCode.value if dv.StatusCode else None,
+                   dv.SourceTimestamp, dv.ServerTimestamp)
+            attr.value = shared.setdefault(key, dv)
+
+
+def share_constant_attributes(aspace: Any, node_ids: Iterable[ua.NodeId],
+                              own: frozenset[ua.AttributeIds], shared: SharedAttributes) -> None:
+    """Make the given nodes' attributes other than ``own`` the shared objects of equal value.
+
+    Sound because none of them is ever written: clients may write only a Value (asyncua
+    refuses every other attribute to non-administrators, and remote administration is
+    off), the gateway writes only tag and figure Values (in ``own``), and no node is ever
+    deleted. A client's monitored item on a shared attribute registers on the shared object
+    and is never triggered, as it would never be on its own copy. A shared property Value
+    carries the timestamps of the first node that had it (all are set by the same build).
+    """
+    for node_id in node_ids:
+        node = aspace[node_id]
+        attributes = node.attributes
+        for attribute_id, attr in attributes.items():
+            if attribute_id not in own:
+                attributes[attribute_id] = shared.attribute(attribute_id, attr)
+        for ref in node.references:
+            ref.ReferenceTypeId = shared.node_id(ref.ReferenceTypeId)
+            ref.TypeDefinition = shared.node_id(ref.TypeDefinition)
+
+
+# --------------------------------------------------------------------------- tag values
+
+
+class TagWriter:
+    """Writes tag values into the address space (the hot path, see the module docstring)."""
+
+    def __init__(self, space: AddressSpace):
+        self.attrs = space.tag_attrs
+        self._own: list[bool] = [False] * len(self.attrs)  # DataValue ours to mutate
+
+    def write(self, index: np.ndarray, values: np.ndarray, codes: np.ndarray,
+              source_ts: np.ndarray, now: dt.datetime) -> list[tuple[Any, ua.DataValue]]:
+        """Set the given tags; returns (attribute, DataValue) pairs whose datachange callbacks
+        the caller must run (:func:`notify`)."""
+        pending = []
+        attrs, own = self.attrs, self._own
+        for i, value, code, ts in zip(index.tolist(), values.tolist(), codes.tolist(),
+                                      source_ts.tolist(), strict=True):
+            attr = attrs[i]
+            source = dt.datetime.fromtimestamp(ts, dt.UTC) if ts > 0 else None
+            dv = attr.value
+            if (own[i] and not attr.datachange_callbacks and code == GOOD
+                    and dv.StatusCode.value == GOOD):
+                dv.Value.Value = value
+                dv.SourceTimestamp = source
+                dv.ServerTimestamp = now
+                continue
+            dv = data_value(value, code, source, now)
+            attr.value = dv
+            if attr.datachange_callbacks:
+                own[i] = False
+                pending.append((attr, dv))
+            else:
+                own[i] = code == GOOD  # a Bad DataValue has a null Variant: never reuse it
+        return pending
+
+
+async def notify(pending: Iterable[tuple[Any, ua.DataValue]]) -> None:
+    """Run the datachange callbacks (client subscriptions) of updated nodes."""
+    for attr, dv in pending:
+        for handle, callback in list(attr.datachange_callbacks.items()):
+            await callback(handle, dv)
+
+
+def data_value(value: Any, code: int, source: dt.datetime | None, now: dt.datetime,
+               vtype: ua.VariantType = _DOUBLE) -> ua.DataValue:
+    """A DataValue; null for a Bad code (Part 4, 7.7.1) or a missing (None/NaN) value."""
+    if is_bad(code) or value is None or (isinstance(value, float) and value != value):
+        variant = ua.Variant(None, ua.VariantType.Null)
+        if not is_bad(code):
+            code = ua.StatusCodes.BadDataUnavailable
+    else:
+        variant = ua.Variant(value, vtype)
+    return ua.DataValue(variant, ua.StatusCode(code), SourceTimestamp=source, ServerTimestamp=now)

@@ -1,0 +1,110 @@
+"""The "database" service: forwards the embedded store to the PostgreSQL/TimescaleDB historian.
+
+Started by the daemon when ``database.url`` is set (the embedded store is then opened with
+forwarding on, so unforwarded batches survive outages and restarts). Runs the
+``DatabaseWriter`` and its maintenance pass under the daemon's supervisor, and reports on
+/health: a ``database`` section (state, backlog, lag, rate, last error) and a check that
+marks the gateway degraded while the historian is unreachable or falling behind.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from gateway.runtime.logs import get_logger
+from gateway.settings import DatabaseSettings
+from gateway.store.postgres.policy import RetentionPolicy
+from gateway.store.postgres.writer import DatabaseWriter, WriterState
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+
+log = get_logger("gateway.services.historian")
+
+SERVICE_NAME = "database"
+MAINTENANCE_TASK = "database-maintenance"
+# Part of the daemon's shutdown deadline spent forwarding the last scans.
+FLUSH_TIMEOUT_S = 3.0
+
+
+def retention_policy(settings: DatabaseSettings) -> RetentionPolicy:
+    """The historian's retention tiers from the configuration."""
+    return RetentionPolicy(raw_hot=timedelta(days=settings.raw_hot_days),
+                           raw_retention=timedelta(days=settings.raw_retention_days),
+                           rollup_retention=timedelta(days=settings.rollup_retention_days))
+
+
+class DatabaseService:
+    """Store-and-forward to the historian, with its health report."""
+
+    name = SERVICE_NAME
+
+    def __init__(self, settings: DatabaseSettings) -> None:
+        if settings.url is None:
+            raise ValueError("the database service needs database.url")
+        self.settings = settings
+        self.writer: DatabaseWriter | None = None
+
+    async def start(self, gateway: Gateway) -> None:
+        """Build the writer over the gateway's embedded store and supervise it."""
+        s = self.settings
+        self.writer = DatabaseWriter(
+            s.url.get_secret_value(), gateway.store, gateway.catalog,
+            gateway.settings.gateway_id, s.batch_rows, site=gateway.settings.site,
+            schema=s.schema_name, migrate_on_start=s.migrate_on_start, timescale=s.timescale,
+            retention=retention_policy(s), fold_interval_s=s.fold_interval_s)
+        gateway.supervisor.start(SERVICE_NAME, self.writer.run)
+        gateway.supervisor.start(MAINTENANCE_TASK, self.writer.run_maintenance)
+        extras = gateway.context.extras
+        extras.setdefault("health_sections", {})[SERVICE_NAME] = self.health
+        extras.setdefault("health_checks", {})[SERVICE_NAME] = self.problem
+        log.info("database forwarding started", gateway_id=gateway.settings.gateway_id,
+                 schema=s.schema_name, batch_rows=s.batch_rows)
+
+    async def stop(self) -> None:
+        """Forward the last scans (the supervisor has cancelled the writer by now) within
+        FLUSH_TIMEOUT_S; whatever is not committed stays in the embedded store for the next
+        start."""
+        if self.writer is not None:
+            await self.writer.flush(FLUSH_TIMEOUT_S)
+
+    def health(self) -> dict[str, Any]:
+        """The /health ``database`` section."""
+        if self.writer is None:
+            return {"state": WriterState.STARTING.value}
+        st = self.writer.stats
+        return {
+            "state": st.state.value,
+            "backend": st.backend,
+            "backlog_values": st.backlog_values,
+            "backlog_batches": st.backlog_batches,
+            "lag_s": round(st.lag_s, 1),
+            "values_per_s": round(st.values_per_s, 1),
+            "rows_written": st.rows_written,
+            "rows_skipped_committed": st.rows_duplicate,
+            "rows_unmapped": st.rows_unmapped,
+            "chunks_written": st.chunks_written,
+            "forwarded_id": st.forwarded_id,
+            "connects": st.connects,
+            "last_commit_at": st.last_commit_at,
+            "last_error": st.last_error,
+            "last_error_at": st.last_error_at,
+            "rows_folded": st.rows_folded,
+            "last_fold_at": st.last_fold_at,
+            "maintenance_error": st.maintenance_error,
+        }
+
+    def problem(self) -> str | None:
+        """Health check: degraded while the historian is unreachable or lagging."""
+        if self.writer is None:
+            return None
+        st = self.writer.stats
+        if st.state is not WriterState.CONNECTED:
+            if st.state is WriterState.STARTING and st.last_error is None:
+                return None  # first connection still in progress
+            return (f"historian {st.state.value} ({st.last_error or 'no error yet'}); "
+                    f"{st.backlog_values} values waiting")
+        if st.lag_s > self.settings.max_lag_s:
+            return f"historian lagging {st.lag_s:.0f} s behind ({st.backlog_values} values waiting)"
+        return None

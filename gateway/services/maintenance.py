@@ -1,0 +1,386 @@
+"""The ``maintenance`` service: live failure predictions per equipment from the trained models.
+
+At start it loads the type models from ``<state_dir>/models``
+(:func:`analytics.pdm.predict.describe_models`); when there are none and
+``maintenance.train_on_first_start`` is set, it runs ``refineryiq train`` in a child process
+(the event loop never waits on it; its progress is logged) and loads the result. Every
+``interval_s`` (the first run ``first_run_delay_s`` after start, retried sooner while no
+equipment has enough history) it reads each equipment's signal tags from the embedded store
+and hands them to a prediction child, which loads the models and computes features and
+predictions (:func:`analytics.pdm.predict.predict_fleet`). Equipment without enough good
+history, without a model for its type or without a tag for one of its signals gets no
+prediction: it is listed in :attr:`MaintenanceService.unavailable` with the reason, never
+invented.
+
+Why a child process per run, not a thread: scikit-learn, SciPy and joblib hold about 90 MB
+of resident memory once imported, for a computation of a second or two every half hour. A
+spawned child (never forked: the daemon runs threads) with a lower CPU priority loads them,
+answers and exits, so the daemon never imports them. One executor per run, not a pool kept
+with ``max_tasks_per_child=1``: such a pool starts the next worker as soon as one exits, and
+that idle child would sit in memory between runs.
+
+Results: ``predictions`` (equipment_id → :class:`~analytics.pdm.predict.Prediction`, read by
+``GET /api/maintenance/predictions``), ``failure_probabilities()`` (read by the analytics
+service), persisted in ``maintenance.sqlite`` so they are served again after a restart; a
+``maintenance`` section in /health and inference metrics in /metrics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR
+from analytics.pdm.predict import (
+    EquipmentSeries,
+    FleetPredictions,
+    ModelInfo,
+    Prediction,
+    PredictionLevel,
+    Unavailable,
+    describe_models,
+    predict_fleet,
+)
+from analytics.pdm.signals import EquipmentType, model_signals
+from drivers.quality import usable_mask
+from gateway.runtime.child_process import run_in_child
+from gateway.runtime.logs import get_logger
+from gateway.settings import MaintenanceSettings
+from gateway.store.sqlite_thread import SqliteThread
+from plant.catalog import Catalog
+
+if TYPE_CHECKING:
+    from gateway.daemon import Gateway
+
+log = get_logger("gateway.maintenance")
+
+SERVICE_NAME = "maintenance"
+TRAIN_TASK = "maintenance-train"
+FILE_NAME = "maintenance.sqlite"
+MODELS_DIR = "models"
+# While no equipment has enough history, the next run comes after at most this long.
+RETRY_S = 600.0
+# History is read in at most this many buckets per dt of the model (each keeps its last sample).
+BUCKETS_PER_STEP = 2
+# Progress lines of the training child are logged at most this often.
+TRAIN_LOG_EVERY_S = 10.0
+# The training and prediction children run at a lower CPU priority than the scans.
+TRAIN_NICE = 10
+PREDICT_NICE = 10
+
+SCHEMA = [
+    "CREATE TABLE IF NOT EXISTS prediction (equipment_id TEXT PRIMARY KEY, ts REAL NOT NULL, "
+    "body TEXT NOT NULL) WITHOUT ROWID",
+]
+
+
+class TrainingState(StrEnum):
+    """Where the first-start training stands (in /health)."""
+
+    NOT_NEEDED = "not_needed"
+    DISABLED = "disabled"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclass
+class RunStats:
+    """Counters of the prediction runs (in /health and /metrics)."""
+
+    runs: int = 0
+    failures: int = 0
+    last_run_ts: float | None = None
+    last_inference_s: float | None = None
+    last_error: str | None = None
+
+
+class MaintenanceService:
+    """The ``maintenance`` service (see the module docstring)."""
+
+    name = SERVICE_NAME
+
+    def __init__(self, settings: MaintenanceSettings, clock: Callable[[], float] = time.time):
+        self.settings = settings
+        self.clock = clock
+        self.models: dict[EquipmentType, ModelInfo] = {}
+        self.predictions: dict[str, Prediction] = {}
+        self.unavailable: dict[str, str] = {}
+        self.stats = RunStats()
+        self.training = TrainingState.NOT_NEEDED
+        self._predict = predict_fleet  # what the prediction child runs (replaceable in tests)
+        self._db: SqliteThread | None = None
+        self._run_lock = asyncio.Lock()
+        self._models_ready = asyncio.Event()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self, gateway: Gateway) -> None:
+        """Open the results file, restore the last predictions, load (or train) the models and
+        schedule the runs."""
+        self.catalog: Catalog = gateway.catalog
+        self.store = gateway.store
+        state_dir = gateway.settings.state_dir
+        self.models_dir = state_dir / MODELS_DIR
+        self.config_path: Path | None = getattr(gateway.config, "path", None)
+        self._db = SqliteThread(state_dir / FILE_NAME, schema=SCHEMA, name="maintenance")
+        await self._db.open()
+        await self.restore()
+        await self.load()
+        extras = gateway.context.extras
+        extras.setdefault("health_sections", {})[SERVICE_NAME] = self.report
+        extras.setdefault("metrics", {})[SERVICE_NAME] = self.metrics
+        if not self.models:
+            if self.settings.train_on_first_start:
+                self.training = TrainingState.RUNNING
+                gateway.supervisor.start(TRAIN_TASK, self.train_first_models)
+            else:
+                self.training = TrainingState.DISABLED
+                log.warning("maintenance.no_models", models_dir=str(self.models_dir),
+                            hint="run `refineryiq train` to create them")
+        gateway.supervisor.start(SERVICE_NAME, self.run_forever)
+
+    async def stop(self) -> None:
+        """Close the results file (a run's child is ended by the run itself)."""
+        if self._db is not None:
+            await self._db.close()
+
+    async def reload(self, settings: Any, catalog: Catalog) -> None:
+        """SIGHUP: predict on the new catalog from the next run on."""
+        self.catalog = catalog
+
+    async def load(self) -> int:
+        """(Re)load the models from the models folder in a child process; returns how many."""
+        if self.models_dir.is_dir():
+            self.models = await self._in_child(describe_models, self.models_dir)
+        else:  # a new state directory: no child needed to find nothing
+            self.models = {}
+        if self.models:
+            self._models_ready.set()
+            log.info("maintenance.models_loaded", types=sorted(k.value for k in self.models),
+                     sources=[m.source for m in self.models.values()])
+        return len(self.models)
+
+    async def _in_child(self, function: Callable[..., Any], *args: Any) -> Any:
+        """``function(*args)`` in a spawned child process (see the module docstring)."""
+        return await run_in_child(function, *args, nice=PREDICT_NICE)
+
+    # -- first-start training --------------------------------------------------------------
+
+    def train_command(self) -> list[str]:
+        """The ``refineryiq train`` command line of the first-start training."""
+        cmd = [sys.executable, "-m", "refineryiq.train", "--out", str(self.models_dir),
+               "--runs", str(self.settings.train_runs), "--dt", f"{self.settings.train_dt_s:g}"]
+        if self.config_path is not None:
+            cmd += ["--config", str(self.config_path)]
+        return cmd
+
+    async def train_first_models(self) -> None:
+        """Train the default models in a child process, log its progress, then load them."""
+        await asyncio.sleep(self.settings.train_delay_s)
+        log.info("maintenance.training_started", runs=self.settings.train_runs,
+                 dt_s=self.settings.train_dt_s, out=str(self.models_dir))
+        started = time.monotonic()
+        proc = await asyncio.create_subprocess_exec(
+            *self.train_command(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            start_new_session=True)  # its own process group: its workers are stopped with it
+        try:
+            os.setpriority(os.PRIO_PROCESS, proc.pid, TRAIN_NICE)  # its workers inherit it
+        except OSError:
+            pass
+        try:
+            await asyncio.gather(self._log_output(proc.stdout, progress=False),
+                                 self._log_output(proc.stderr, progress=True))
+            code = await proc.wait()
+        except asyncio.CancelledError:
+            # Kill the whole group: worker processes hold the output pipes open, and the
+            # child is not "finished" for asyncio until every pipe is closed.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            await proc.wait()
+            raise
+        if code != 0:
+            self.training = TrainingState.FAILED
+            self.stats.last_error = f"first-start training exited with code {code}"
+            log.error("maintenance.training_failed", exit_code=code)
+            return
+        await self.load()
+        self.training = TrainingState.DONE
+        log.info("maintenance.training_done", duration_s=round(time.monotonic() - started, 1),
+                 types=len(self.models))
+
+    async def _log_output(self, stream: asyncio.StreamReader | None, progress: bool) -> None:
+        """Log the child's lines; progress-bar redraws (``\\r``) at most every few seconds."""
+        if stream is None:
+            return
+        pending, last = b"", 0.0
+        while chunk := await stream.read(4096):
+            pending += chunk
+            *parts, pending = pending.replace(b"\r", b"\n").split(b"\n")
+            for part in parts:
+                line = part.decode(errors="replace").strip()
+                if not line:
+                    continue
+                if progress and "[" in line and "]" in line:
+                    if time.monotonic() - last >= TRAIN_LOG_EVERY_S:
+                        last = time.monotonic()
+                        log.info("maintenance.training_progress", line=" ".join(line.split()))
+                    continue
+                log.info("maintenance.training", line=line)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    async def run_forever(self) -> None:
+        """Predict every ``interval_s``; sooner while no equipment has enough history."""
+        await asyncio.sleep(self.settings.first_run_delay_s)
+        while True:
+            if not self.models:
+                await self._models_ready.wait()
+            await self.run_safely()
+            wait = self.settings.interval_s if self.predictions else min(self.settings.interval_s, RETRY_S)
+            await asyncio.sleep(wait)
+
+    async def run_safely(self) -> dict[str, Prediction] | None:
+        """One run whose failure is logged and counted instead of raised."""
+        try:
+            return await self.run_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.stats.failures += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            log.exception("maintenance.run_failed", failures=self.stats.failures)
+            return None
+
+    async def run_once(self) -> dict[str, Prediction]:
+        """Read each equipment's history, predict in a child process, keep and persist the
+        results."""
+        async with self._run_lock:
+            now = self.clock()
+            inputs, unavailable = await self._inputs(now)
+            result: FleetPredictions = await self._in_child(self._predict, self.models_dir, inputs, now)
+            predictions, inference_s = result.predictions, result.inference_s
+            unavailable.update(result.unavailable)
+            self.predictions = {**{k: v for k, v in self.predictions.items() if k not in unavailable},
+                                **predictions}
+            self.unavailable = unavailable
+            await self._save(predictions, now)
+            self.stats.runs += 1
+            self.stats.last_run_ts, self.stats.last_inference_s = now, inference_s
+            self.stats.last_error = None
+            log.info("maintenance.run", predicted=len(predictions), unavailable=len(unavailable),
+                     inference_s=round(inference_s, 3),
+                     alarms=sorted(k for k, p in predictions.items() if p.prediction != PredictionLevel.NORMAL))
+            return predictions
+
+    async def _inputs(self, now: float) -> tuple[list[EquipmentSeries], dict[str, str]]:
+        """Each equipment's model, signals and recent good samples (reads on the store's thread)."""
+        plant = self.catalog.plant
+        inputs: list[EquipmentSeries] = []
+        unavailable: dict[str, str] = {}
+        for equipment in plant.equipment:
+            try:
+                kind = EquipmentType(equipment.type)
+            except ValueError:
+                continue  # a type that does not wear out (no model exists for it)
+            model = self.models.get(kind)
+            if model is None:
+                unavailable[equipment.id] = Unavailable.NO_MODEL.value
+                continue
+            try:
+                signals = model_signals(plant, equipment.id, kind)
+            except (KeyError, ValueError) as exc:
+                unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: {exc}"
+                continue
+            series = {}
+            for sig in signals:
+                if sig.tag_id not in self.catalog.index:
+                    break
+                series[sig.tag_id] = await self._good_samples(sig.tag_id, model, now)
+            if len(series) < len(signals):
+                unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: not in the catalog"
+                continue
+            inputs.append(EquipmentSeries(equipment.id, kind, signals, series))
+        return inputs, unavailable
+
+    async def _good_samples(self, tag_id: str, model: ModelInfo, now: float) -> tuple[np.ndarray, np.ndarray]:
+        """The tag's usable samples over the model's history window, reduced to a few per dt."""
+        dt = model.dt_s if model.dt_s > 0 else 60.0
+        window_s = HISTORY_H * SECONDS_PER_HOUR + dt
+        buckets = int(BUCKETS_PER_STEP * window_s / dt) + 1
+        history = await self.store.history(self.catalog.index[tag_id], now - window_s, now + 1e-3,
+                                           max_points=buckets)
+        keep = usable_mask(history.quality) & np.isfinite(history.values)
+        return history.source_ts[keep], history.values[keep]
+
+    # -- persistence -----------------------------------------------------------------------
+
+    async def _save(self, predictions: Mapping[str, Prediction], now: float) -> None:
+        assert self._db is not None
+        rows = [(k, now, json.dumps(p.as_dict())) for k, p in predictions.items()]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO prediction (equipment_id, ts, body) VALUES (?, ?, ?) "
+                             "ON CONFLICT (equipment_id) DO UPDATE SET ts = excluded.ts, "
+                             "body = excluded.body", rows)
+
+        await self._db.transaction(write)
+
+    async def restore(self) -> None:
+        """The predictions of the last run before a restart (served until the first run)."""
+        assert self._db is not None
+        rows = await self._db.call(lambda conn: conn.execute(
+            "SELECT equipment_id, body FROM prediction ORDER BY equipment_id").fetchall())
+        for equipment_id, body in rows:
+            try:
+                self.predictions[equipment_id] = Prediction.from_dict(json.loads(body))
+            except (KeyError, ValueError, TypeError):
+                log.warning("maintenance.unreadable_prediction", equipment_id=equipment_id)
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def failure_probabilities(self) -> dict[str, float]:
+        """Failure probability (%) by equipment_id (read by the analytics service)."""
+        return {k: p.failure_probability for k, p in self.predictions.items()}
+
+    def report(self) -> dict:
+        """The ``maintenance`` section of /health."""
+        s = self.stats
+        return {"models": {k.value: m.source for k, m in self.models.items()},
+                "training": self.training.value, "runs": s.runs, "failures": s.failures,
+                "last_run_ts": s.last_run_ts, "last_inference_s": s.last_inference_s,
+                "last_error": s.last_error, "predictions": len(self.predictions),
+                "alarms": sorted(k for k, p in self.predictions.items() if p.prediction != PredictionLevel.NORMAL),
+                "no_prediction": dict(self.unavailable)}
+
+    def metrics(self) -> Iterator[Metric]:
+        """Prometheus families: runs, failures, last inference time, failure probabilities."""
+        s = self.stats
+        runs = CounterMetricFamily("refineryiq_maintenance_runs", "Predictive-maintenance runs completed")
+        runs.add_metric([], s.runs)
+        failures = CounterMetricFamily("refineryiq_maintenance_failures",
+                                       "Predictive-maintenance runs that failed")
+        failures.add_metric([], s.failures)
+        inference = GaugeMetricFamily("refineryiq_maintenance_inference_seconds",
+                                      "Feature and prediction time of the last run (all equipment)")
+        inference.add_metric([], s.last_inference_s or 0.0)
+        probability = GaugeMetricFamily("refineryiq_maintenance_failure_probability",
+                                        "Predicted probability of failure within the horizon (%)",
+                                        labels=["equipment"])
+        for equipment_id, p in self.predictions.items():
+            probability.add_metric([equipment_id], p.failure_probability)
+        yield from (runs, failures, inference, probability)
