@@ -9,6 +9,10 @@ pending delay or severity differs from what the engine already holds, so a quiet
 Three alarm points per source (see :class:`AlarmClass`): a tag's PROCESS alarm (LO/LOLO/HI/
 HIHI, one occurrence at a time), a tag's BAD_QUALITY alarm, a device's COMM_LOSS alarm.
 Bad quality never raises or clears a process alarm: the process alarm holds its state.
+
+One cohesive thing, kept in one module (~430 lines): the engine's per-scan evaluation, timers,
+operator actions and snapshot all read and write the same alarm points; limits, lifecycle and
+KPIs are in ``alarm_limits``, ``alarm_lifecycle`` and ``alarm_kpis``.
 """
 
 from __future__ import annotations

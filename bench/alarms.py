@@ -31,6 +31,7 @@ import time
 import urllib.request
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
@@ -86,11 +87,10 @@ class SinkTimer:
         self.calls: list[tuple[float, float, dict[int, float]]] = []
         self.catalog = gateway.catalog
         sinks = gateway.pipeline.sinks
-        position = next(i for i, s in enumerate(sinks)
-                        if getattr(s, "__self__", None) is service)
-        inner = sinks[position]
+        name = next(n for n, s in sinks.items() if s is service)
+        inner = sinks[name].on_batches
 
-        async def timed(batches):
+        async def on_batches(batches):
             scans = {}
             for batch in batches:
                 for t in batch.tag_index.tolist():
@@ -99,7 +99,7 @@ class SinkTimer:
             await inner(batches)
             self.calls.append((before, time.time(), scans))
 
-        sinks[position] = timed
+        sinks[name] = SimpleNamespace(on_batches=on_batches)
 
     def scan_start(self, tag_id: str, stamped: float) -> float | None:
         """scan_start of the Batch holding ``tag_id`` in the sink call that stamped ``stamped``."""

@@ -15,13 +15,14 @@ def machine() -> dict:
     return {"python": platform.python_version(), "cpus": os.cpu_count(), "machine": platform.machine()}
 
 
-def write_results(name: str, results: dict) -> Path:
-    """Write one dated file for this run and merge the figures into latest.json under `name`."""
+def stamp() -> str:
+    """This moment in UTC as the results files name it (20260101T000000Z)."""
+    return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+
+
+def merge_latest(name: str, doc: dict) -> Path:
+    """Put ``doc`` into latest.json under ``name`` (the other benchmarks' entries stay)."""
     RESULTS.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    doc = {"benchmark": name, "time": stamp, "machine": machine(), **results}
-    path = RESULTS / f"{name}-{stamp}.json"
-    path.write_text(json.dumps(doc, indent=2))
     latest_path = RESULTS / "latest.json"
     try:
         latest = json.loads(latest_path.read_text())
@@ -29,4 +30,15 @@ def write_results(name: str, results: dict) -> Path:
         latest = {}
     latest[name] = doc
     latest_path.write_text(json.dumps(latest, indent=2))
+    return latest_path
+
+
+def write_results(name: str, results: dict) -> Path:
+    """Write one dated file for this run and merge the figures into latest.json under `name`."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    when = stamp()
+    doc = {"benchmark": name, "time": when, "machine": machine(), **results}
+    path = RESULTS / f"{name}-{when}.json"
+    path.write_text(json.dumps(doc, indent=2))
+    merge_latest(name, doc)
     return path

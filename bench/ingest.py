@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import resource
@@ -21,12 +22,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.common import write_results  # noqa: E402
+
+if TYPE_CHECKING:
+    from tests.support.faults import SimulatorServer
 
 SYNTHETIC_BASE_REGISTER = 20000
 
@@ -34,37 +40,16 @@ SYNTHETIC_BASE_REGISTER = 20000
 # ------------------------------------------------------------------ simulator
 
 
-class Simulator:
-    def __init__(self, tags: int):
-        self.tags = tags
-        self.proc: subprocess.Popen | None = None
-        self.ready: dict = {}
+@contextlib.contextmanager
+def simulator(tags: int) -> Iterator[SimulatorServer]:
+    """The simulator with ``tags`` synthetic tags in its own process, on ports it picks."""
+    # Imported here: the gateway phase runs this file as a child whose RSS is measured, and
+    # the test helpers (paho, asyncpg, psutil) must not count in it.
+    from tests.support.faults import SimulatorServer
 
-    def __enter__(self) -> Simulator:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "simulator", "--tags", str(self.tags), "--opcua-port", "0",
-             "--modbus-port", "0", "--seed", "7"],
-            cwd=ROOT, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            try:
-                msg = json.loads(line)
-            except ValueError:
-                continue
-            if msg.get("event") == "ready":
-                self.ready = msg
-                break
-        else:
-            raise RuntimeError("simulator did not start")
-        return self
-
-    def __exit__(self, *exc) -> None:
-        assert self.proc is not None
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+    with tempfile.TemporaryDirectory() as tmp, \
+            SimulatorServer(Path(tmp) / "simulator.log", 0, 0, tags) as sim:
+        yield sim
 
 
 # ------------------------------------------------------------------ raw rates
@@ -211,7 +196,7 @@ def run_gateway_child(protocol: str, port: int, tags: int, interval_ms: int, sec
 
 
 def scenario(protocol: str, tags: int, interval_ms: int, seconds: float) -> dict:
-    with Simulator(tags) as sim:
+    with simulator(tags) as sim:
         port = sim.ready["modbus_port" if protocol == "modbus" else "opcua_port"]
         if protocol == "modbus":
             raw1 = asyncio.run(raw_modbus(port, tags, min(seconds, 5)))
@@ -266,7 +251,7 @@ def main() -> int:
               file=sys.stderr, flush=True)
     if not (args.quick or args.only_overload):
         print("ingest: idle 100 tags @ 1 s ...", file=sys.stderr, flush=True)
-        with Simulator(100) as sim:
+        with simulator(100) as sim:
             idle = run_gateway_child("modbus", sim.ready["modbus_port"], 100, 1000, max(args.seconds, 20))
         results["idle_100_tags_1s"] = {"cpu_percent": idle["cpu_percent"], "rss_mb": idle["rss_mb"]}
         print(f"  idle cpu {idle['cpu_percent']:.2f}%", file=sys.stderr)

@@ -14,7 +14,6 @@ Needs PostgreSQL (store) and Mosquitto (alarms) on loopback, as `make test` sets
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import RESULTS, machine  # noqa: E402
+from bench.common import RESULTS, machine, merge_latest, stamp  # noqa: E402
 from bench.report import write_report  # noqa: E402
 
 # (module, full-run arguments, quick-run arguments), in run order.
@@ -56,18 +55,12 @@ def main() -> int:
         ok, took = run(name, quick if args.quick else full)
         seconds[name] = round(took, 1)
         (ran if ok else failed).append(name)
-    latest_path = RESULTS / "latest.json"
-    try:
-        latest = json.loads(latest_path.read_text())
-    except (OSError, ValueError):
-        latest = {}
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    latest["run_all"] = {"time": stamp, "quick": args.quick, "ran": ran, "failed": failed,
-                         "seconds": seconds, "machine": machine()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    latest_path.write_text(json.dumps(latest, indent=2))
+    when = stamp()
+    latest_path = merge_latest("run_all", {"time": when, "quick": args.quick, "ran": ran,
+                                           "failed": failed, "seconds": seconds,
+                                           "machine": machine()})
     report = write_report(RESULTS)  # adds the summary section to latest.json
-    dated = RESULTS / f"all-{stamp}.json"
+    dated = RESULTS / f"all-{when}.json"
     dated.write_text(latest_path.read_text())
     print(f"run_all: {latest_path}, {dated}, {report}", file=sys.stderr)
     if failed:

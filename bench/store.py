@@ -24,6 +24,7 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -61,6 +62,20 @@ def scans(catalog: Catalog, n_tags: int, n_values: int) -> list[Batch]:
     return out
 
 
+@contextlib.asynccontextmanager
+async def running(writer: DatabaseWriter, poll_s: float) -> AsyncIterator[None]:
+    """The writer running as a task for the block, from its first connection; cancelled after."""
+    task = asyncio.create_task(writer.run())
+    try:
+        while writer.stats.connects == 0:
+            await asyncio.sleep(poll_s)
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 async def raw_copy_records(conn: asyncpg.Connection, catalog: Catalog, batches: list[Batch]) -> float:
     await conn.execute("""CREATE TABLE raw_records (time timestamptz, gateway_id text, tag_id text,
                           value double precision, quality smallint, reason smallint)""")
@@ -96,18 +111,11 @@ async def writer_rate(url: str, schema: str, catalog: Catalog, batches: list[Bat
                 last = await store.append(b)
             writer = DatabaseWriter(url, store, catalog, "bench", batch_rows, schema=schema,
                                     timescale=False, idle_poll_s=0.01, fold_interval_s=3600)
-            task = asyncio.create_task(writer.run())
-            try:
-                while writer.stats.connects == 0:
-                    await asyncio.sleep(0.005)
+            async with running(writer, poll_s=0.005):
                 started = time.perf_counter()
                 while store.forwarded_id < last:
                     await asyncio.sleep(0.005)
                 elapsed = time.perf_counter() - started
-            finally:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
         finally:
             await store.close()
     conn = await connect(url, schema=schema)
@@ -133,36 +141,31 @@ async def live_stream(url: str, schema: str, catalog: Catalog, n_tags: int, rate
         await store.open()
         writer = DatabaseWriter(url, store, catalog, "bench-live", batch_rows, schema=schema,
                                 timescale=False, idle_poll_s=0.05, fold_interval_s=3600)
-        task = asyncio.create_task(writer.run())
         max_backlog, max_lag, appended = 0, 0.0, 0
         try:
-            while writer.stats.connects == 0:
-                await asyncio.sleep(0.01)
-            start = time.perf_counter()
-            j = 0
-            while (now := time.perf_counter()) - start < seconds:
-                due = start + j * period
-                if now < due:
-                    await asyncio.sleep(due - now)
-                ts = time.time()  # live: the writer's lag is measured against the real clock
-                values = np.cos(tags * 0.01 + j * 0.1) * 50.0 + 50.0
-                last = await store.append(Batch.build(
-                    "live", "bench", ts, ts, tags, values,
-                    np.full(n_tags, Quality.GOOD, dtype=np.uint8),
-                    np.full(n_tags, Reason.NONE, dtype=np.uint8)))
-                appended += n_tags
-                j += 1
-                max_backlog = max(max_backlog, store.backlog.values)
-                max_lag = max(max_lag, writer.stats.lag_s)
-            achieved = appended / (time.perf_counter() - start)
-            settle = time.perf_counter()
-            while store.forwarded_id < last:
-                await asyncio.sleep(0.01)
-            catch_up = time.perf_counter() - settle
+            async with running(writer, poll_s=0.01):
+                start = time.perf_counter()
+                j = 0
+                while (now := time.perf_counter()) - start < seconds:
+                    due = start + j * period
+                    if now < due:
+                        await asyncio.sleep(due - now)
+                    ts = time.time()  # live: the writer's lag is measured against the real clock
+                    values = np.cos(tags * 0.01 + j * 0.1) * 50.0 + 50.0
+                    last = await store.append(Batch.build(
+                        "live", "bench", ts, ts, tags, values,
+                        np.full(n_tags, Quality.GOOD, dtype=np.uint8),
+                        np.full(n_tags, Reason.NONE, dtype=np.uint8)))
+                    appended += n_tags
+                    j += 1
+                    max_backlog = max(max_backlog, store.backlog.values)
+                    max_lag = max(max_lag, writer.stats.lag_s)
+                achieved = appended / (time.perf_counter() - start)
+                settle = time.perf_counter()
+                while store.forwarded_id < last:
+                    await asyncio.sleep(0.01)
+                catch_up = time.perf_counter() - settle
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
             await store.close()
     return {"target_values_per_s": rate, "appended_values_per_s": achieved, "seconds": seconds,
             "max_backlog_values": max_backlog, "max_lag_s": max_lag,

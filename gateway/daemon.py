@@ -1,4 +1,19 @@
-"""The daemon: wires settings, catalog, store, pipeline and HTTP; handles signals."""
+"""The daemon: builds the pieces, wires them together in one visible place, handles signals.
+
+Where a value goes after a scan (see ``docs/architecture.md``)::
+
+    drivers --> pipeline --> embedded store (durable: a scan is accepted once committed)
+                    |            `--> historian forwarder --> PostgreSQL/TimescaleDB
+                    |--> live cache --> HTTP API, SSE stream, northbound OPC-UA
+                    `--> sinks, in order: alarms --> MQTT outbox, journal, e-mail, SSE, OPC-UA
+                                          mqtt_values --> MQTT
+                                          opcua_server --> northbound OPC-UA nodes
+                                          analytics --> KPIs, energy, health (+ maintenance)
+
+:meth:`Gateway._wire` is that picture in code: every service is constructed with the narrow
+things it uses and attached by name as a sink, an alarm listener, a /health section, a
+/metrics source or an HTTP dependency. No service receives the daemon.
+"""
 
 from __future__ import annotations
 
@@ -9,13 +24,30 @@ import time
 from aiohttp import web
 
 from gateway.ingest.pipeline import Pipeline
+from gateway.northbound.email.service import EmailService
 from gateway.northbound.http.app import create_app
-from gateway.northbound.http.auth import AuthService
-from gateway.northbound.http.deps import GatewayContext
+from gateway.northbound.http.deps import ApiDeps
+from gateway.northbound.http.health import gateway_status
+from gateway.northbound.http.stream_hub import StreamHub
+from gateway.northbound.mqtt.publisher import MqttPublisher
+from gateway.northbound.mqtt.service import MqttService
+from gateway.northbound.mqtt.values import MqttValues
+from gateway.northbound.opcua.service import OpcUaServerService
 from gateway.runtime.logs import get_logger
 from gateway.runtime.sdnotify import Notifier
 from gateway.runtime.simulator_child import SimulatorProcess
 from gateway.runtime.supervisor import Supervisor
+from gateway.services.accounts.service import AccountsService
+from gateway.services.alarms.journal import JOURNAL_FILE
+from gateway.services.alarms.service import AlarmService
+from gateway.services.analytics.results import FILE_NAME as ANALYTICS_FILE
+from gateway.services.analytics.service import AnalyticsService
+from gateway.services.base import Service
+from gateway.services.historian import HistorianService
+from gateway.services.inventory import FILE_NAME as INVENTORY_FILE
+from gateway.services.inventory import InventoryStore
+from gateway.services.maintenance import MaintenanceService
+from gateway.services.reports.service import ReportService
 from gateway.settings import Config, load_config
 from gateway.store.embedded import EmbeddedStore
 from plant.catalog import Catalog
@@ -65,7 +97,7 @@ class Gateway:
         self.http_runner: web.AppRunner | None = None
         self.http_port: int | None = None
         self.notifier = Notifier()
-        self.services: list = []
+        self.services: list[Service] = []
         self._reload_lock = asyncio.Lock()
 
     async def run(self) -> None:
@@ -105,15 +137,11 @@ class Gateway:
         await self.store.open()
         self.pipeline = Pipeline(settings, self.catalog, self.store, state_dir)
         await self._restore_live()
-        self.context = GatewayContext(settings=settings, catalog=self.catalog,
-                                      pipeline=self.pipeline, store=self.store,
-                                      started_at=time.time())
-        if self.simulator is not None:
-            self.context.extras["simulator"] = self.simulator.ready
-        for service in self._services():
-            await service.start(self)
+        self.deps = ApiDeps(settings=settings, catalog=self.catalog, pipeline=self.pipeline,
+                            store=self.store, started_at=time.time())
+        for service in self._wire():
+            await service.start()
             self.services.append(service)
-            self.context.extras[service.name] = service
         await self._start_http()
         await self.pipeline.connect_all()
         self.supervisor.start("accept", self.pipeline.accept_loop)
@@ -174,14 +202,14 @@ class Gateway:
             await self.store.bind_catalog([t.id for t in catalog.tags])
             self.pipeline.reconfigure(settings, catalog)
             self.config, self.settings, self.catalog = config, settings, catalog
-            self.context.settings, self.context.catalog = settings, catalog
-            for service in self.services:
-                if hasattr(service, "reload"):
+            self.deps.settings, self.deps.catalog = settings, catalog
+            for piece in {id(p): p for p in (*self.services, *self.pipeline.sinks.values())}.values():
+                if hasattr(piece, "reload"):
                     try:
-                        await service.reload(settings, catalog)
+                        await piece.reload(settings, catalog)
                     except Exception:
                         log.exception("service failed to apply the new configuration",
-                                      service=service.name)
+                                      service=getattr(piece, "name", repr(piece)))
             await self.pipeline.connect_all()
             self._start_scans()
             log.info("configuration reloaded", devices=len(settings.devices),
@@ -197,40 +225,98 @@ class Gateway:
                 self.supervisor.start(f"subscribe:{group_id}",
                                       lambda g=group_id: self.pipeline.subscribe_group(g))
 
-    def _services(self) -> list:
-        """The services this configuration needs, in start order."""
-        services: list = [AuthService()]  # "users": accounts and tokens of the HTTP API
-        # "alarms": the alarm engine, its journal and MQTT (gateway/services/alarms/service.py)
-        from gateway.services.alarms.service import AlarmService
-        services.append(AlarmService())
-        if self.settings.email.enabled:
-            # "email": mails HIGH alarms, rate limited (after alarms: it listens to them)
-            from gateway.northbound.email import EmailService
-            services.append(EmailService(self.settings.email))
-        if self.settings.maintenance.enabled:
-            # "maintenance": failure predictions per equipment (the analytics service reads them)
-            from gateway.services.maintenance import MaintenanceService
-            services.append(MaintenanceService(self.settings.maintenance))
-        if self.settings.analytics.enabled:
-            from gateway.services.analytics.service import AnalyticsService
-            services.append(AnalyticsService(self.settings.analytics))
-        if self.settings.opcua_server.enabled:
-            # "opcua_server": the northbound OPC-UA server (after alarms: it listens to them)
-            from gateway.northbound.opcua.service import OpcUaServerService
-            services.append(OpcUaServerService(self.settings.opcua_server))
-        if self.settings.database.url is not None:
-            # "database": forwards the embedded store to the PostgreSQL historian
-            from gateway.services.historian import DatabaseService
-            services.append(DatabaseService(self.settings.database))
-        # "inventory": the supplies inventory of the seed's API (gateway/services/inventory.py)
-        from gateway.services.inventory import InventoryStore
-        services.append(InventoryStore())
-        # "stream": live values and alarm transitions over SSE (after alarms: it listens)
-        from gateway.northbound.http.stream import StreamHub
-        services.append(StreamHub())
-        # "reports": daily report generation and its scheduled run (gateway/services/reports/service.py)
-        from gateway.services.reports.service import ReportService
-        services.append(ReportService())
+    def _wire(self) -> list[Service]:
+        """Build the services this configuration needs, in start order, and attach each one
+        where it belongs. Stopped in the reverse order."""
+        s, catalog, store, pipeline, deps = (self.settings, self.catalog, self.store,
+                                             self.pipeline, self.deps)
+        tasks, state_dir = self.supervisor, s.state_dir
+        services: list[Service] = []
+
+        def report(name: str, health=None, check=None, metrics=None) -> None:
+            if health is not None:
+                deps.health_sections[name] = health
+            if check is not None:
+                deps.health_checks[name] = check
+            if metrics is not None:
+                deps.metrics[name] = metrics
+
+        if self.simulator is not None:
+            ready = self.simulator.ready
+            deps.simulator = ready  # tests and the bench find the simulator's control API here
+            report("simulator", health=lambda: {k: v for k, v in ready.items() if k != "event"})
+
+        # Accounts of the HTTP API: users, roles, tokens, the login throttle.
+        deps.accounts = AccountsService(s)
+        services.append(deps.accounts)
+
+        # MQTT: one broker connection for alarm transitions (durable outbox) and live values.
+        publisher = MqttPublisher.from_settings(s, values=s.mqtt.values)
+        if publisher is not None:
+            mqtt = MqttService(publisher)
+            report("mqtt", check=mqtt.problem, metrics=mqtt.metrics)
+            services.append(mqtt)
+
+        # Alarms: the first sink; journal and MQTT outbox before any listener hears of it.
+        alarms = deps.alarms = AlarmService(
+            s.alarms, catalog, store, state_dir / JOURNAL_FILE, s.store.retention_days * 86400,
+            tasks, pipeline.device_connections, publisher)
+        pipeline.add_sink("alarms", alarms)
+        report("alarms", health=alarms.health, metrics=alarms.metrics)
+        services.append(alarms)
+
+        if publisher is not None and s.mqtt.values.enabled:
+            pipeline.add_sink("mqtt_values", MqttValues(publisher, catalog))
+
+        if s.email.enabled:
+            email = EmailService(s.email, catalog, s.gateway_id, s.site, s.analytics.timezone)
+            alarms.add_listener("email", email.on_transitions)
+            report("email", health=email.health, check=email.problem, metrics=email.metrics)
+            services.append(email)
+
+        if s.maintenance.enabled:
+            maintenance = deps.maintenance = MaintenanceService(
+                s.maintenance, catalog, store, state_dir, tasks,
+                config_path=getattr(self.config, "path", None))
+            report("maintenance", health=maintenance.report, metrics=maintenance.metrics)
+            services.append(maintenance)
+
+        if s.analytics.enabled:
+            analytics = deps.analytics = AnalyticsService(
+                s.analytics, catalog, store, state_dir / ANALYTICS_FILE, tasks,
+                maintenance=deps.maintenance)
+            pipeline.add_sink("analytics", analytics)
+            report("analytics", health=analytics.report, metrics=analytics.metrics)
+            services.append(analytics)
+
+        if s.opcua_server.enabled:
+            opcua = deps.opcua_server = OpcUaServerService(
+                s.opcua_server, catalog, pipeline.live, state_dir, tasks,
+                gateway_status=lambda: gateway_status(deps, time.time()),
+                analytics=deps.analytics, alarms=alarms)
+            pipeline.add_sink("opcua_server", opcua)
+            alarms.add_listener("opcua_server", opcua.on_transitions)
+            report("opcua_server", health=opcua.health, check=opcua.problem)
+            services.append(opcua)
+
+        if s.database.url is not None:
+            # Not a sink: it forwards what the embedded store committed, from its own cursor.
+            historian = deps.historian = HistorianService(
+                s.database, store, catalog, s.gateway_id, s.site, tasks)
+            report("database", health=historian.health, check=historian.problem)
+            services.append(historian)
+
+        deps.inventory = InventoryStore(state_dir / INVENTORY_FILE, seed=catalog.plant.inventory)
+        services.append(deps.inventory)
+
+        stream = deps.stream = StreamHub(deps, tasks)
+        alarms.add_listener("stream", stream.on_transitions)
+        report("stream", health=stream.report, metrics=stream.metrics)
+        services.append(stream)
+
+        reports = deps.reports = ReportService(s, catalog, store, tasks)
+        report("reports", health=reports.report)
+        services.append(reports)
         return services
 
     async def _restore_live(self) -> None:
@@ -240,7 +326,7 @@ class Gateway:
 
     async def _start_http(self) -> None:
         http = self.settings.http
-        self.http_runner = web.AppRunner(create_app(self.context), access_log=None)
+        self.http_runner = web.AppRunner(create_app(self.deps), access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, http.host, http.port)
         await site.start()

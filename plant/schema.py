@@ -140,6 +140,23 @@ class Unit(Strict):
     energy_target_kwh_bbl: float | None = Field(default=None, gt=0)
 
 
+class EquipmentType(StrEnum):
+    """The equipment types that wear out: the simulator degrades them and predictive maintenance
+    trains one model per type. ``Equipment.type`` may name others (TOWER, VESSEL, REACTOR, ...);
+    those never fail in the simulator and get no failure prediction."""
+
+    PUMP = "PUMP"
+    COMPRESSOR = "COMPRESSOR"
+    FURNACE = "FURNACE"
+    EXCHANGER = "EXCHANGER"
+    VALVE = "VALVE"
+
+
+# Rotating machines: their vibration, bearing temperature, motor current and discharge
+# pressure are told apart by tag type alone.
+ROTATING = (EquipmentType.PUMP, EquipmentType.COMPRESSOR)
+
+
 class Equipment(Strict):
     """A piece of equipment of a unit (seed table equipment)."""
 

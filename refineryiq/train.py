@@ -25,10 +25,9 @@ from joblib import Parallel, delayed
 
 from analytics.pdm.dataset import MIN_RUNS, RunHistory, history_from_run
 from analytics.pdm.model import TARGET_PRECISION, TARGET_RECALL, TrainOptions, save, train_type
-from analytics.pdm.signals import EquipmentType
 from gateway.settings import DEFAULT_CONFIG, MaintenanceSettings, load_config
 from plant.errors import ConfigError
-from plant.schema import Plant
+from plant.schema import EquipmentType, Plant
 from simulator.training import run_to_failure
 
 EXIT_OK = 0

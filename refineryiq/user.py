@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TextIO
 
 from gateway.runtime.exit_codes import EXIT_ERROR, EXIT_OK, report_config_error
-from gateway.services.users import USERS_FILE, Role, User, UserError, UserStore, check_password
+from gateway.services.accounts.users import USERS_FILE, Role, User, UserError, UserStore, check_password
 from gateway.settings import DEFAULT_CONFIG, load_config
 from plant.errors import ConfigError
 

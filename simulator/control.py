@@ -74,6 +74,12 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def _invalid(exc: ValidationError) -> web.Response:
+    """400 naming each invalid field of the request (``body`` for the request as a whole)."""
+    return _error(400, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
+                                 for e in exc.errors()))
+
+
 async def _body(request: web.Request) -> dict[str, Any]:
     try:
         data = await request.json()
@@ -99,8 +105,7 @@ def build_app(model: PlantModel, extra_state: dict[str, Any] | None = None,
         try:
             fault = FaultRequest.model_validate(await _body(request))
         except ValidationError as exc:
-            return _error(400, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                                         for e in exc.errors()))
+            return _invalid(exc)
         if fault.kind == RequestKind.DEGRADE or fault.at_s is not None:
             return _error(400, "use POST /equipment/{id}/degrade; at_s is for schedules only")
         try:
@@ -117,8 +122,7 @@ def build_app(model: PlantModel, extra_state: dict[str, Any] | None = None,
             fault = FaultRequest(kind=RequestKind.DEGRADE, equipment_id=request.match_info["equipment_id"],
                                  health=body.get("health"))
         except ValidationError as exc:
-            return _error(400, "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}"
-                                         for e in exc.errors()))
+            return _invalid(exc)
         try:
             apply(model, fault)
         except UnknownTarget as exc:

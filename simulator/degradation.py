@@ -20,8 +20,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from plant.schema import Equipment
-from simulator.roles import EquipmentType
+from plant.schema import Equipment, EquipmentType
 
 INITIAL_DAMAGE = 0.01
 # Relative spread of the wear duration caused by the multiplicative noise (about 1 sigma).

@@ -34,14 +34,14 @@ import math
 import numpy as np
 
 from plant.catalog import Catalog
+from plant.schema import EquipmentType
 from simulator.degradation import Degradation
 from simulator.faults import Device, FaultBook, FaultKind
 from simulator.roles import (
     DAILY_FRACTION,
     DRIFT_FRACTION,
     DRIFT_TAU_S,
-    EquipmentType,
-    Role,
+    TagRole,
     tag_physics,
 )
 from simulator.tanks import TankFarm
@@ -89,7 +89,7 @@ class PlantModel:
 
     # ------------------------------------------------------------------ structure
 
-    def _role_index(self, role: Role) -> np.ndarray:
+    def _role_index(self, role: TagRole) -> np.ndarray:
         return np.flatnonzero(self.physics.role == role)
 
     def _compile_couplings(self) -> None:
@@ -102,18 +102,18 @@ class PlantModel:
         self._unit_of_tag = p.unit
         types = [e.type for e in plant.equipment]
         self._eq_is = {t: np.array([ty == t.value for ty in types], dtype=bool) for t in EquipmentType}
-        self.feed = self._role_index(Role.FEED)
-        self.product = self._role_index(Role.PRODUCT)
-        self.power = self._role_index(Role.POWER)
-        self.current = self._role_index(Role.MOTOR_CURRENT)
-        self.vibration = self._role_index(Role.VIBRATION)
-        self.bearing = self._role_index(Role.BEARING_TEMP)
-        self.discharge = self._role_index(Role.DISCHARGE_PRESSURE)
-        self.status_tags = self._role_index(Role.STATUS)
-        self.outlet = self._role_index(Role.FURNACE_OUTLET)
-        self.skin = self._role_index(Role.TUBE_SKIN)
-        self.ex_out = self._role_index(Role.EXCHANGER_OUTLET)
-        self.valve_pos = self._role_index(Role.VALVE_POSITION)
+        self.feed = self._role_index(TagRole.FEED)
+        self.product = self._role_index(TagRole.PRODUCT)
+        self.power = self._role_index(TagRole.POWER)
+        self.current = self._role_index(TagRole.MOTOR_CURRENT)
+        self.vibration = self._role_index(TagRole.VIBRATION)
+        self.bearing = self._role_index(TagRole.BEARING_TEMP)
+        self.discharge = self._role_index(TagRole.DISCHARGE_PRESSURE)
+        self.status_tags = self._role_index(TagRole.STATUS)
+        self.outlet = self._role_index(TagRole.FURNACE_OUTLET)
+        self.skin = self._role_index(TagRole.TUBE_SKIN)
+        self.ex_out = self._role_index(TagRole.EXCHANGER_OUTLET)
+        self.valve_pos = self._role_index(TagRole.VALVE_POSITION)
         # Power: kWh/bbl per unit, setpoint = kWh/bbl * feed setpoint / 24.
         self._kwh_bbl = np.zeros(len(self.power))
         for k, i in enumerate(self.power):
@@ -133,14 +133,14 @@ class PlantModel:
             self._furnace_inlet[int(i)] = self._setpoint[ref] - rise
         self._duty = np.ones(len(self.equipment_ids))
         # Exchanger outlet: its inlet tag (same equipment) and design temperature rise.
-        self._ex_in = np.array([self._partner(i, Role.EXCHANGER_INLET) for i in self.ex_out], dtype=np.int64)
+        self._ex_in = np.array([self._partner(i, TagRole.EXCHANGER_INLET) for i in self.ex_out], dtype=np.int64)
         self._ex_rise = self._setpoint[self.ex_out] - self._setpoint[self._ex_in] if len(self.ex_out) else np.zeros(0)
-        self._valve_dem = np.array([self._partner(i, Role.VALVE_DEMAND) for i in self.valve_pos], dtype=np.int64)
+        self._valve_dem = np.array([self._partner(i, TagRole.VALVE_DEMAND) for i in self.valve_pos], dtype=np.int64)
         self._unit_of_eq = np.array([next(k for k, u in enumerate(plant.units) if u.id == e.unit_id)
                                      for e in plant.equipment], dtype=np.int64)
         self._setpoint.setflags(write=False)
 
-    def _partner(self, i: int, role: Role) -> int:
+    def _partner(self, i: int, role: TagRole) -> int:
         eq = self.physics.equipment[i]
         for j in np.flatnonzero((self.physics.role == role) & (self.physics.equipment == eq)):
             return int(j)

@@ -9,15 +9,15 @@ hint in ``config/plant.toml``. Hints may also set ``setpoint``, ``tau_s`` and ``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import IntEnum
 
 import numpy as np
 
 from plant.catalog import SYNTHETIC_PREFIX, Catalog
-from plant.schema import Tag, TagType
+from plant.schema import ROTATING, Tag, TagType
 
 
-class Role(IntEnum):
+class TagRole(IntEnum):
     """The physics a tag follows (stored as an int8 column)."""
 
     PROCESS = 0  # first-order response to its own setpoint
@@ -38,18 +38,6 @@ class Role(IntEnum):
     TANK_LEVEL = 15
     SYNTHETIC = 16
 
-
-class EquipmentType(StrEnum):
-    """Equipment types the degradation physics knows; others never fail in the simulator."""
-
-    PUMP = "PUMP"
-    COMPRESSOR = "COMPRESSOR"
-    FURNACE = "FURNACE"
-    EXCHANGER = "EXCHANGER"
-    VALVE = "VALVE"
-
-
-ROTATING = (EquipmentType.PUMP, EquipmentType.COMPRESSOR)
 
 # Process time constants (s) by tag type: how fast a measurement follows its target.
 TAU_BY_TYPE: dict[TagType, float] = {
@@ -73,14 +61,14 @@ DRIFT_FRACTION = 0.08  # slow process disturbance (Ornstein-Uhlenbeck), stationa
 DAILY_FRACTION = 0.20  # amplitude of the daily cycle
 DRIFT_TAU_S = 1800.0
 
-_ROLE_HINTS = {r.name.lower(): r for r in Role}
+_ROLE_HINTS = {r.name.lower(): r for r in TagRole}
 
 
 @dataclass(frozen=True)
 class TagPhysics:
     """Per-tag columns the model needs, in catalog order."""
 
-    role: np.ndarray  # int8 Role
+    role: np.ndarray  # int8 TagRole
     setpoint: np.ndarray
     half_span: np.ndarray
     tau_s: np.ndarray
@@ -89,7 +77,7 @@ class TagPhysics:
     unit: np.ndarray  # int16 index into plant.units, -1 for none
 
 
-def role_of(tag: Tag, catalog: Catalog, equipment_type: dict[str, str]) -> Role:
+def role_of(tag: Tag, catalog: Catalog, equipment_type: dict[str, str]) -> TagRole:
     """Decide a tag's role from its hint, else from the catalog's structure."""
     hint = tag.sim.get("role")
     if hint is not None:
@@ -97,26 +85,26 @@ def role_of(tag: Tag, catalog: Catalog, equipment_type: dict[str, str]) -> Role:
             raise ValueError(f"tag {tag.id}: sim.role '{hint}' is not one of {sorted(_ROLE_HINTS)}")
         return _ROLE_HINTS[hint]
     if tag.id.startswith(SYNTHETIC_PREFIX):
-        return Role.SYNTHETIC
+        return TagRole.SYNTHETIC
     for unit in catalog.plant.units:
         if unit.feed_tag == tag.id:
-            return Role.FEED
+            return TagRole.FEED
         if unit.power_tag == tag.id:
-            return Role.POWER
+            return TagRole.POWER
         if tag.id in unit.product_tags:
-            return Role.PRODUCT
+            return TagRole.PRODUCT
     if any(tank.level_tag == tag.id for tank in catalog.plant.tanks):
-        return Role.TANK_LEVEL
+        return TagRole.TANK_LEVEL
     if tag.tag_type == TagType.STATUS:
-        return Role.STATUS
+        return TagRole.STATUS
     if equipment_type.get(tag.equipment_id or "") in ROTATING:
         return {
-            TagType.VIBRATION: Role.VIBRATION,
-            TagType.CURRENT: Role.MOTOR_CURRENT,
-            TagType.TEMPERATURE: Role.BEARING_TEMP,
-            TagType.PRESSURE: Role.DISCHARGE_PRESSURE,
-        }.get(tag.tag_type, Role.PROCESS)
-    return Role.PROCESS
+            TagType.VIBRATION: TagRole.VIBRATION,
+            TagType.CURRENT: TagRole.MOTOR_CURRENT,
+            TagType.TEMPERATURE: TagRole.BEARING_TEMP,
+            TagType.PRESSURE: TagRole.DISCHARGE_PRESSURE,
+        }.get(tag.tag_type, TagRole.PROCESS)
+    return TagRole.PROCESS
 
 
 def tag_physics(catalog: Catalog, equipment_ids: list[str]) -> TagPhysics:
@@ -129,7 +117,7 @@ def tag_physics(catalog: Catalog, equipment_ids: list[str]) -> TagPhysics:
     n = len(catalog)
     half = (catalog.normal_max - catalog.normal_min) / 2.0
     mid = (catalog.normal_max + catalog.normal_min) / 2.0
-    role = np.full(n, Role.SYNTHETIC, dtype=np.int8)
+    role = np.full(n, TagRole.SYNTHETIC, dtype=np.int8)
     setpoint = mid.copy()
     tau = np.full(n, TAU_BY_TYPE[TagType.ANALOG])
     noise = half * NOISE_FRACTION

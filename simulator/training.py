@@ -26,9 +26,8 @@ import numpy as np
 
 from plant.catalog import Catalog
 from plant.load import load_plant
-from plant.schema import Plant
+from plant.schema import EquipmentType, Plant
 from simulator.model import PlantModel
-from simulator.roles import EquipmentType
 
 DEFAULT_PLANT = Path(__file__).resolve().parent.parent / "config" / "plant.toml"
 

@@ -17,8 +17,8 @@ from typing import Protocol
 import numpy as np
 
 from analytics.pdm.features import SECONDS_PER_HOUR, Scaling, fails_within, feature_matrix
-from analytics.pdm.signals import EquipmentType, model_signals
-from plant.schema import Plant
+from analytics.pdm.signals import model_signals
+from plant.schema import EquipmentType, Plant
 
 # Rows with less history than this are not used (the windows would hold a few samples, and
 # live inference refuses to predict on as little history: see analytics.pdm.predict).

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analytics.pdm.signals import ROTATING, TYPE_SIGNALS, EquipmentType, Signal, SignalTag
+from analytics.pdm.signals import TYPE_SIGNALS, Signal, SignalTag
+from plant.schema import ROTATING, EquipmentType
 
 SECONDS_PER_HOUR = 3600.0
 MEAN_WINDOWS_H = (1.0, 6.0, 24.0, 48.0)

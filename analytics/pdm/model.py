@@ -48,7 +48,8 @@ from analytics.pdm.card import (
 from analytics.pdm.dataset import Rows, RunHistory, SplitName, cv_folds, rows_of, split_runs
 from analytics.pdm.evaluate import choose_threshold_cv, evaluate
 from analytics.pdm.features import HISTORY_H, feature_names
-from analytics.pdm.signals import TYPE_SIGNALS, EquipmentType
+from analytics.pdm.signals import TYPE_SIGNALS
+from plant.schema import EquipmentType
 
 HORIZON_H: dict[EquipmentType, float] = {
     EquipmentType.PUMP: 60.0,

@@ -32,7 +32,8 @@ import numpy as np
 
 from analytics.pdm.dataset import MIN_HISTORY_H
 from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR, Scaling, latest_features, resample
-from analytics.pdm.signals import TYPE_SIGNALS, EquipmentType, SignalTag
+from analytics.pdm.signals import TYPE_SIGNALS, SignalTag
+from plant.schema import EquipmentType
 
 TOP_DRIVERS = 5
 IMMINENT_RUL_FRACTION = 0.25

@@ -13,17 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from plant.schema import Plant, Tag, TagType
-
-
-class EquipmentType(StrEnum):
-    """Equipment types with a predictive-maintenance model (the ones that wear out)."""
-
-    PUMP = "PUMP"
-    COMPRESSOR = "COMPRESSOR"
-    FURNACE = "FURNACE"
-    EXCHANGER = "EXCHANGER"
-    VALVE = "VALVE"
+from plant.schema import ROTATING, EquipmentType, Plant, Tag, TagType
 
 
 class Signal(StrEnum):
@@ -42,8 +32,6 @@ class Signal(StrEnum):
     VALVE_POSITION = "valve_position"
     VALVE_DEMAND = "valve_demand"
 
-
-ROTATING = (EquipmentType.PUMP, EquipmentType.COMPRESSOR)
 
 # The signals each type's model uses, in feature order.
 TYPE_SIGNALS: dict[EquipmentType, tuple[Signal, ...]] = {

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from drivers.batch import Batch
 from drivers.quality import Quality, Reason
 from gateway.ingest.live_cache import LiveCache
 from gateway.ingest.scheduler import ScanSchedule, sleep_until
+from gateway.ingest.sinks import Sink
 from gateway.runtime.logs import get_logger
 from gateway.settings import GatewaySettings
 from plant.catalog import Catalog
@@ -28,7 +28,6 @@ from plant.devices import Device
 
 log = get_logger("gateway.ingest.pipeline")
 
-Sink = Callable[[list[Batch]], Awaitable[None]]
 
 QUEUE_BATCHES = 256  # bounded: at most this many scans wait for the store
 RATE_WINDOW_S = 10.0
@@ -84,7 +83,7 @@ class Pipeline:
         self.state_dir = state_dir
         self.live = LiveCache(len(catalog))
         self.queue: asyncio.Queue[Batch] = asyncio.Queue(maxsize=QUEUE_BATCHES)
-        self.sinks: list[Sink] = []
+        self.sinks: dict[str, Sink] = {}  # by name, in the order the daemon attached them
         self.drivers: dict[str, Driver] = {}
         self.plans: dict[str, GroupPlan] = {}
         self.group_stats: dict[str, GroupStats] = {}
@@ -116,6 +115,18 @@ class Pipeline:
             plans = by_device.get(device.id, {})
             self.drivers[device.id] = make_driver(device, plans, self.state_dir)
             self.device_stats.setdefault(device.id, DeviceStats())
+
+    def add_sink(self, name: str, sink: Sink) -> None:
+        """Fan every accepted list of Batches out to ``sink`` (after the sinks already added)."""
+        if not isinstance(sink, Sink):
+            raise TypeError(f"sink {name!r} has no on_batches(batches)")
+        self.sinks[name] = sink
+
+    def device_connections(self) -> list[tuple[str, bool]]:
+        """(device id, connected) of every device whose first scan has been tried: until then
+        its state says nothing yet."""
+        return [(device_id, bool(driver.connected)) for device_id, driver in self.drivers.items()
+                if self.device_stats[device_id].last_scan is not None]
 
     def reconfigure(self, settings: GatewaySettings, catalog: Catalog) -> None:
         """Adopt a new configuration (scans must be stopped and drivers closed). Live values
@@ -222,11 +233,11 @@ class Pipeline:
             self.live.update(batch)
             self._count(batch)
         self.accepted_batches += len(batches)
-        for sink in self.sinks:
+        for name, sink in self.sinks.items():
             try:
-                await sink(batches)
+                await sink.on_batches(batches)
             except Exception:
-                log.exception("sink failed", sink=getattr(sink, "__qualname__", repr(sink)))
+                log.exception("sink failed", sink=name)
 
     def _count(self, batch: Batch) -> None:
         n = len(batch)

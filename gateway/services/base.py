@@ -1,23 +1,56 @@
-"""The extension point of the daemon: a Service starts after the pipeline is built and stops
-after the last scan is accepted.
+"""What every long-lived piece of the daemon has in common.
 
-A service adds itself where it needs to be: a sink on ``gateway.ingest.pipeline.sinks`` (called with
-each list of accepted Batches), long-running tasks on ``gateway.runtime.supervisor``, and health or
-metrics sections on ``gateway.context.extras``. HTTP routes live in ``gateway/northbound/http/`` modules and
-reach the service through ``ctx.extras[<name>]``.
+A service is constructed by the daemon (:mod:`gateway.daemon`) with the narrow things it uses
+(its settings section, the catalog, the store, a :class:`Tasks` to run its loops, other
+services it reads), started after the pipeline is built, and stopped after the last scan is
+accepted. It never receives the daemon itself: the daemon attaches it where it belongs (a
+pipeline sink, an alarm listener, a health section, an HTTP dependency) in one visible place.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+from plant.catalog import Catalog
+
+
+class Tasks(Protocol):
+    """Starts named, supervised background tasks (``gateway.runtime.supervisor.Supervisor``)."""
+
+    def start(self, name: str, factory: Callable[[], Awaitable[None]]) -> None: ...
 
 
 class Service(Protocol):
     name: str
 
-    async def start(self, gateway: Gateway) -> None: ...
+    async def start(self) -> None: ...
 
     async def stop(self) -> None: ...
+
+
+class Reloadable(Protocol):
+    """A service that applies a new configuration on SIGHUP without losing its state."""
+
+    async def reload(self, settings: Any, catalog: Catalog) -> None: ...
+
+
+@dataclass
+class RunStats:
+    """Counters of a service's scheduled runs (analytics, maintenance), for /health and
+    /metrics."""
+
+    runs: int = 0
+    failures: int = 0
+    last_run_ts: float | None = None
+    last_duration_s: float | None = None
+    last_error: str | None = None
+
+    def succeeded(self, ts: float, duration_s: float) -> None:
+        self.runs += 1
+        self.last_run_ts, self.last_duration_s, self.last_error = ts, duration_s, None
+
+    def failed(self, error: str) -> None:
+        self.failures += 1
+        self.last_error = error

@@ -10,15 +10,14 @@ marks the gateway degraded while the historian is unreachable or falling behind.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.runtime.logs import get_logger
+from gateway.services.base import Tasks
 from gateway.settings import DatabaseSettings
 from gateway.store.postgres.policy import RetentionPolicy
-from gateway.store.postgres.writer import DatabaseWriter, WriterState
-
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+from gateway.store.postgres.writer import DatabaseWriter, ForwardBuffer, WriterState
+from plant.catalog import Catalog
 
 log = get_logger("gateway.services.historian")
 
@@ -35,31 +34,34 @@ def retention_policy(settings: DatabaseSettings) -> RetentionPolicy:
                            rollup_retention=timedelta(days=settings.rollup_retention_days))
 
 
-class DatabaseService:
+class HistorianService:
     """Store-and-forward to the historian, with its health report."""
 
     name = SERVICE_NAME
 
-    def __init__(self, settings: DatabaseSettings) -> None:
+    def __init__(self, settings: DatabaseSettings, store: ForwardBuffer, catalog: Catalog,
+                 gateway_id: str, site: str, tasks: Tasks) -> None:
         if settings.url is None:
             raise ValueError("the database service needs database.url")
         self.settings = settings
+        self.store = store
+        self.catalog = catalog
+        self.gateway_id = gateway_id
+        self.site = site
+        self.tasks = tasks
         self.writer: DatabaseWriter | None = None
 
-    async def start(self, gateway: Gateway) -> None:
+    async def start(self) -> None:
         """Build the writer over the gateway's embedded store and supervise it."""
         s = self.settings
         self.writer = DatabaseWriter(
-            s.url.get_secret_value(), gateway.store, gateway.catalog,
-            gateway.settings.gateway_id, s.batch_rows, site=gateway.settings.site,
-            schema=s.schema_name, migrate_on_start=s.migrate_on_start, timescale=s.timescale,
-            retention=retention_policy(s), fold_interval_s=s.fold_interval_s)
-        gateway.supervisor.start(SERVICE_NAME, self.writer.run)
-        gateway.supervisor.start(MAINTENANCE_TASK, self.writer.run_maintenance)
-        extras = gateway.context.extras
-        extras.setdefault("health_sections", {})[SERVICE_NAME] = self.health
-        extras.setdefault("health_checks", {})[SERVICE_NAME] = self.problem
-        log.info("database forwarding started", gateway_id=gateway.settings.gateway_id,
+            s.url.get_secret_value(), self.store, self.catalog, self.gateway_id, s.batch_rows,
+            site=self.site, schema=s.schema_name, migrate_on_start=s.migrate_on_start,
+            timescale=s.timescale, retention=retention_policy(s),
+            fold_interval_s=s.fold_interval_s)
+        self.tasks.start(SERVICE_NAME, self.writer.run)
+        self.tasks.start(MAINTENANCE_TASK, self.writer.run_maintenance)
+        log.info("database forwarding started", gateway_id=self.gateway_id,
                  schema=s.schema_name, batch_rows=s.batch_rows)
 
     async def stop(self) -> None:

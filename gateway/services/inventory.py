@@ -16,14 +16,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gateway.runtime.logs import get_logger
 from gateway.store.sqlite_thread import SqliteThread
 from plant.schema import InventoryItem
-
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
 
 log = get_logger("gateway.services.inventory")
 
@@ -112,8 +109,10 @@ class InventoryStore:
 
     name = SERVICE_NAME
 
-    def __init__(self, path: Path | None = None, clock: Callable[[], float] = time.time):
+    def __init__(self, path: Path | None = None, seed: list[InventoryItem] | None = None,
+                 clock: Callable[[], float] = time.time):
         self.path = path
+        self.seed = list(seed or [])
         self.clock = clock
         self._db: SqliteThread | None = None
         # The daemon is the file's only writer, so the listing is kept until a write changes it:
@@ -148,10 +147,9 @@ class InventoryStore:
         if seeded:
             log.info("inventory seeded from the plant catalog", items=seeded, path=str(self.path))
 
-    async def start(self, gateway: Gateway) -> None:
-        """Service start: ``<state_dir>/inventory.sqlite`` seeded from the plant catalog."""
-        self.path = gateway.settings.state_dir / FILE_NAME
-        await self.open(gateway.catalog.plant.inventory)
+    async def start(self) -> None:
+        """Service start: open ``path``, seeded with ``seed`` (the plant catalog's items)."""
+        await self.open(self.seed)
 
     async def stop(self) -> None:
         await self.close()

@@ -36,10 +36,9 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -55,16 +54,22 @@ from analytics.pdm.predict import (
     describe_models,
     predict_fleet,
 )
-from analytics.pdm.signals import EquipmentType, model_signals
+from analytics.pdm.signals import model_signals
 from drivers.quality import usable_mask
 from gateway.runtime.child_process import run_in_child
 from gateway.runtime.logs import get_logger
+from gateway.services.base import RunStats, Tasks
 from gateway.settings import MaintenanceSettings
 from gateway.store.sqlite_thread import SqliteThread
 from plant.catalog import Catalog
+from plant.schema import EquipmentType
 
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+
+class HistorySource(Protocol):
+    """Where each equipment's signal history is read from (the embedded store)."""
+
+    async def history(self, tag_index: int, start: float, end: float,
+                      max_points: int | None = None) -> Any: ...
 
 log = get_logger("gateway.maintenance")
 
@@ -98,24 +103,21 @@ class TrainingState(StrEnum):
     FAILED = "failed"
 
 
-@dataclass
-class RunStats:
-    """Counters of the prediction runs (in /health and /metrics)."""
-
-    runs: int = 0
-    failures: int = 0
-    last_run_ts: float | None = None
-    last_inference_s: float | None = None
-    last_error: str | None = None
-
-
 class MaintenanceService:
     """The ``maintenance`` service (see the module docstring)."""
 
     name = SERVICE_NAME
 
-    def __init__(self, settings: MaintenanceSettings, clock: Callable[[], float] = time.time):
+    def __init__(self, settings: MaintenanceSettings, catalog: Catalog, store: HistorySource,
+                 state_dir: Path, tasks: Tasks, config_path: Path | None = None,
+                 clock: Callable[[], float] = time.time):
         self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.tasks = tasks
+        self.models_dir = state_dir / MODELS_DIR
+        self.results_path = state_dir / FILE_NAME
+        self.config_path = config_path  # handed to the first-start training
         self.clock = clock
         self.models: dict[EquipmentType, ModelInfo] = {}
         self.predictions: dict[str, Prediction] = {}
@@ -129,30 +131,22 @@ class MaintenanceService:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self, gateway: Gateway) -> None:
+    async def start(self) -> None:
         """Open the results file, restore the last predictions, load (or train) the models and
         schedule the runs."""
-        self.catalog: Catalog = gateway.catalog
-        self.store = gateway.store
-        state_dir = gateway.settings.state_dir
-        self.models_dir = state_dir / MODELS_DIR
-        self.config_path: Path | None = getattr(gateway.config, "path", None)
-        self._db = SqliteThread(state_dir / FILE_NAME, schema=SCHEMA, name="maintenance")
+        self._db = SqliteThread(self.results_path, schema=SCHEMA, name="maintenance")
         await self._db.open()
         await self.restore()
         await self.load()
-        extras = gateway.context.extras
-        extras.setdefault("health_sections", {})[SERVICE_NAME] = self.report
-        extras.setdefault("metrics", {})[SERVICE_NAME] = self.metrics
         if not self.models:
             if self.settings.train_on_first_start:
                 self.training = TrainingState.RUNNING
-                gateway.supervisor.start(TRAIN_TASK, self.train_first_models)
+                self.tasks.start(TRAIN_TASK, self.train_first_models)
             else:
                 self.training = TrainingState.DISABLED
                 log.warning("maintenance.no_models", models_dir=str(self.models_dir),
                             hint="run `refineryiq train` to create them")
-        gateway.supervisor.start(SERVICE_NAME, self.run_forever)
+        self.tasks.start(SERVICE_NAME, self.run_forever)
 
     async def stop(self) -> None:
         """Close the results file (a run's child is ended by the run itself)."""
@@ -261,8 +255,7 @@ class MaintenanceService:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.stats.failures += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            self.stats.failed(f"{type(exc).__name__}: {exc}")
             log.exception("maintenance.run_failed", failures=self.stats.failures)
             return None
 
@@ -279,9 +272,7 @@ class MaintenanceService:
                                 **predictions}
             self.unavailable = unavailable
             await self._save(predictions, now)
-            self.stats.runs += 1
-            self.stats.last_run_ts, self.stats.last_inference_s = now, inference_s
-            self.stats.last_error = None
+            self.stats.succeeded(now, inference_s)
             log.info("maintenance.run", predicted=len(predictions), unavailable=len(unavailable),
                      inference_s=round(inference_s, 3),
                      alarms=sorted(k for k, p in predictions.items() if p.prediction != PredictionLevel.NORMAL))
@@ -362,7 +353,7 @@ class MaintenanceService:
         s = self.stats
         return {"models": {k.value: m.source for k, m in self.models.items()},
                 "training": self.training.value, "runs": s.runs, "failures": s.failures,
-                "last_run_ts": s.last_run_ts, "last_inference_s": s.last_inference_s,
+                "last_run_ts": s.last_run_ts, "last_inference_s": s.last_duration_s,
                 "last_error": s.last_error, "predictions": len(self.predictions),
                 "alarms": sorted(k for k, p in self.predictions.items() if p.prediction != PredictionLevel.NORMAL),
                 "no_prediction": dict(self.unavailable)}
@@ -377,7 +368,7 @@ class MaintenanceService:
         failures.add_metric([], s.failures)
         inference = GaugeMetricFamily("refineryiq_maintenance_inference_seconds",
                                       "Feature and prediction time of the last run (all equipment)")
-        inference.add_metric([], s.last_inference_s or 0.0)
+        inference.add_metric([], s.last_duration_s or 0.0)
         probability = GaugeMetricFamily("refineryiq_maintenance_failure_probability",
                                         "Predicted probability of failure within the horizon (%)",
                                         labels=["equipment"])

@@ -5,6 +5,10 @@ committed here (``append`` returns its id then); the database writer drains it i
 with ``pending``/``set_forwarded``. Writes go through one SQLite thread, reads through a
 second connection (WAL lets them run side by side), so a long history query never delays
 the next scan's append. Nothing here blocks the event loop.
+
+One cohesive thing, kept in one module (~450 lines): the store's append, read, forwarding and
+state methods share one connection pair and one bookkeeping of what is committed; its schema,
+row codec and retention are in ``embedded_schema``, ``embedded_rows`` and ``embedded_retention``.
 """
 
 from __future__ import annotations

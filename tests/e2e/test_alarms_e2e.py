@@ -6,47 +6,16 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import threading
 import uuid
 
-import paho.mqtt.client as paho
 import pytest
 
-from gateway.services.users import Role
+from gateway.services.accounts.users import Role
 from tests.support.daemon import DaemonProcess, post_json, state_with_users
+from tests.support.faults import MqttRecorder
 
 GATEWAY_ID = "edge-e2e"
 PASSWORD = "correct horse battery"
-
-
-class Recorder:
-    """Every MQTT message under a topic filter, collected on paho's thread."""
-
-    def __init__(self, topic: str):
-        self.messages: list[tuple[str, dict]] = []
-        self._lock = threading.Lock()
-        self._subscribed = threading.Event()
-        self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                                   client_id=f"e2e-{uuid.uuid4().hex[:8]}")
-        self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
-        self._client.on_subscribe = lambda *_: self._subscribed.set()
-        self._client.on_message = self._on_message
-        self._client.connect("127.0.0.1", 1883)
-        self._client.loop_start()
-        assert self._subscribed.wait(5), "could not subscribe to the broker"
-
-    def _on_message(self, client, userdata, message) -> None:
-        with self._lock:
-            self.messages.append((message.topic, json.loads(message.payload)))
-
-    def find(self, **fields) -> tuple[str, dict] | None:
-        with self._lock:
-            return next(((t, b) for t, b in self.messages
-                         if all(b.get(k) == v for k, v in fields.items())), None)
-
-    def stop(self) -> None:
-        self._client.disconnect()
-        self._client.loop_stop()
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +25,7 @@ def site() -> str:
 
 @pytest.fixture(scope="module")
 def recorder(site):
-    r = Recorder(f"refineryiq/{site}/{GATEWAY_ID}/alarms/#")
+    r = MqttRecorder(f"refineryiq/{site}/{GATEWAY_ID}/alarms/#")
     yield r
     r.stop()
 

@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from collections import defaultdict
 from pathlib import Path
 
-import asyncpg
-import numpy as np
 import pytest
 
-from gateway.settings import load_config
-from gateway.store.embedded import EmbeddedStore
-from plant.catalog import Catalog
-from tests.support.daemon import ROOT, DaemonProcess
-from tests.support.pg import TEST_DATABASE_URL, temporary_schema
+from tests.support import faults
+from tests.support.daemon import DaemonProcess
+from tests.support.pg import temporary_schema
 from tests.support.tcp_proxy import TcpProxy
 
 GATEWAY_ID = "edge-01"  # config/gateway.toml
@@ -30,15 +25,8 @@ async def schema():
 
 
 def database_env(proxy_port: int, schema: str) -> dict[str, str]:
-    host_db = TEST_DATABASE_URL.rsplit("@", 1)[1].split("/", 1)[1]
-    return {
-        "REFINERYIQ_DATABASE__URL": f"postgresql://postgres@127.0.0.1:{proxy_port}/{host_db}",
-        "REFINERYIQ_DATABASE__SCHEMA": schema,
-        "REFINERYIQ_DATABASE__TIMESCALE": "false",
-        # Small chunks: a few seconds of backlog take many transactions to drain.
-        "REFINERYIQ_DATABASE__BATCH_ROWS": "60",
-        "REFINERYIQ_DATABASE__FOLD_INTERVAL_S": "1",
-    }
+    # Small chunks: a few seconds of backlog take many transactions to drain.
+    return {**faults.database_env(proxy_port, schema), "REFINERYIQ_DATABASE__BATCH_ROWS": "60"}
 
 
 def section(daemon: DaemonProcess) -> dict:
@@ -68,48 +56,13 @@ def caught_up(daemon: DaemonProcess) -> dict | None:
 
 async def stored_rows(state_dir: Path) -> list[tuple[str, int, float | None, int]]:
     """(tag_id, time µs, value, quality) of every value in the embedded store, in batch order."""
-    config = load_config(ROOT / "config/gateway.toml", environ={})
-    catalog = Catalog.build(config.plant, 0)
-    tag_ids = [t.id for t in catalog.tags]
-    store = EmbeddedStore(state_dir / "history.sqlite", 86_400 * 365, 10**12, forwarding=True,
-                          tag_ids=tag_ids)
-    await store.open()
-    try:
-        assert store.backlog.values == 0, "the daemon stopped with values not forwarded"
-        batches = await store.pending(0, 10**12)
-    finally:
-        await store.close()
-    out = []
-    for item in batches:
-        b = item.batch
-        ts = np.where(np.isfinite(b.source_ts), b.source_ts, b.receive_ts)
-        for i, t, v, q in zip(b.tag_index.tolist(), ts.tolist(), b.values.tolist(),
-                              b.quality.tolist(), strict=True):
-            out.append((tag_ids[i], round(t * 1e6), v if np.isfinite(v) else None, q))
-    return out
-
-
-async def database_rows(schema: str) -> list[tuple[str, int, float | None, int]]:
-    conn = await asyncpg.connect(TEST_DATABASE_URL)
-    try:
-        rows = await conn.fetch(
-            f"""SELECT tag_id, (extract(epoch from time) * 1000000)::bigint AS us, value, quality
-                FROM "{schema}".process_data WHERE gateway_id = $1
-                ORDER BY tag_id, time, chunk_seq""", GATEWAY_ID)
-    finally:
-        await conn.close()
-    return [(r["tag_id"], r["us"], r["value"], r["quality"]) for r in rows]
-
-
-def per_tag_times(rows) -> dict[str, list[int]]:
-    times: dict[str, list[int]] = defaultdict(list)
-    for tag_id, us, _, _ in rows:
-        times[tag_id].append(us)
-    return times
+    contents = await faults.read_store(state_dir)
+    assert contents.backlog_values == 0, "the daemon stopped with values not forwarded"
+    return faults.value_rows(contents)
 
 
 async def test_outage_and_sigkill_lose_nothing_duplicate_nothing_and_keep_order(tmp_path, schema):
-    proxy = await TcpProxy("127.0.0.1", int(TEST_DATABASE_URL.rsplit(":", 1)[1].split("/")[0])).start()
+    proxy = await TcpProxy("127.0.0.1", faults.database_port()).start()
     env = database_env(proxy.port, schema)
     state_dir = tmp_path / "state"
     daemon = DaemonProcess(state_dir, env=env).start()
@@ -147,8 +100,8 @@ async def test_outage_and_sigkill_lose_nothing_duplicate_nothing_and_keep_order(
 
     # Every value in the embedded store is in process_data once: nothing lost, nothing twice.
     stored = await stored_rows(state_dir)
-    in_database = await database_rows(schema)
+    in_database = await faults.database_rows(schema, GATEWAY_ID)
     assert len(stored) > 0
     assert sorted(stored, key=repr) == sorted(in_database, key=repr)
     # Order per tag: the store's scan order is the database's time order.
-    assert per_tag_times(stored) == per_tag_times(in_database)
+    assert faults.per_tag_times(stored) == faults.per_tag_times(in_database)

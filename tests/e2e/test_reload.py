@@ -8,19 +8,19 @@ import signal
 import pytest
 
 from tests.support.daemon import ROOT, DaemonProcess
+from tests.support.faults import simulate_config
 
 
-def _config_copy(tmp_path):
-    text = (ROOT / "config/gateway.toml").read_text()
-    text = text.replace('plant_file = "plant.toml"', f'plant_file = "{ROOT}/config/plant.toml"')
-    path = tmp_path / "gateway.toml"
-    path.write_text(text)
-    return path, text
+def sighup(daemon: DaemonProcess, logged: str, timeout: float) -> None:
+    """Send SIGHUP and wait until the daemon's log says ``logged``."""
+    daemon.proc.send_signal(signal.SIGHUP)
+    daemon.wait_for(lambda: logged in daemon.log(), timeout, f"'{logged}' in the log")
 
 
 @pytest.fixture
 def daemon_with_copy(tmp_path):
-    path, text = _config_copy(tmp_path)
+    path = simulate_config(tmp_path)
+    text = path.read_text()
     d = DaemonProcess(tmp_path / "state", "run", "--simulate", "--config", str(path)).start()
     yield d, path, text
     d.kill()
@@ -30,8 +30,7 @@ def test_sighup_with_a_broken_config_keeps_the_daemon_running(daemon_with_copy):
     daemon, path, text = daemon_with_copy
     daemon.wait_healthy(timeout=90)
     path.write_text(text.replace("interval_ms = 1000", "interval_ms = 'fast'", 1))
-    daemon.proc.send_signal(signal.SIGHUP)
-    daemon.wait_for(lambda: "reload rejected" in daemon.log(), 20, "reload rejected in the log")
+    sighup(daemon, "reload rejected", 20)
     assert "scan_groups.0.interval_ms" in daemon.log()
     health = daemon.wait_healthy(timeout=20)
     assert len(health["devices"]) == 2
@@ -49,8 +48,7 @@ def test_sighup_applies_a_changed_scan_configuration_without_restart(daemon_with
                               'id = "ht-alk-poll"\ndevice = "scada-ht-alk"\ninterval_ms = 500')
     assert changed != text
     path.write_text(changed)
-    daemon.proc.send_signal(signal.SIGHUP)
-    daemon.wait_for(lambda: "configuration reloaded" in daemon.log(), 30, "reload in the log")
+    sighup(daemon, "configuration reloaded", 30)
 
     def alk_polled():
         _, health = daemon.get("/health")
@@ -81,8 +79,7 @@ def test_sighup_with_a_changed_limit_changes_alarm_behaviour(tmp_path):
         block = re.search(r'\[\[tags\]\]\nid = "TI-104".*?\n\n', plant_text, flags=re.S).group(0)
         plant.write_text(plant_text.replace(block, block.replace("normal_max = 130", "normal_max = 112")
                                             .replace("normal_min = 110", "normal_min = 100")))
-        daemon.proc.send_signal(signal.SIGHUP)
-        daemon.wait_for(lambda: "configuration reloaded" in daemon.log(), 30, "reload in the log")
+        sighup(daemon, "configuration reloaded", 30)
 
         def ti104_alarm():
             _, alarms = daemon.get("/api/alarms")

@@ -22,7 +22,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from gateway.services.users import Role
+from gateway.services.accounts.users import Role
 from tests.support.daemon import ROOT, DaemonProcess, post_json, state_with_users
 
 CHROMIUM = "/usr/bin/chromium"

@@ -9,6 +9,7 @@ The short version cuts the database for 10 s (the README's test command); the is
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections import Counter
@@ -16,9 +17,16 @@ from collections import Counter
 import asyncpg
 import pytest
 
-from tests.support import fault_report
+from tests.support import fault_report, faults
 from tests.support.daemon import DaemonProcess
-from tests.support.faults import per_tag_times, simulate_config, stored_rows, synthetic_group
+from tests.support.faults import (
+    database_port,
+    database_rows,
+    per_tag_times,
+    simulate_config,
+    stored_rows,
+    synthetic_group,
+)
 from tests.support.hostile import ProxyThread
 from tests.support.pg import TEST_DATABASE_URL
 
@@ -26,11 +34,6 @@ pytestmark = pytest.mark.faults
 
 GATEWAY_ID = "edge-01"  # config/gateway.toml
 SAMPLE_EVERY_S = 0.5
-
-
-def run_sql(coro_fn):
-    import asyncio
-    return asyncio.run(coro_fn())
 
 
 @pytest.fixture
@@ -45,37 +48,13 @@ def schema():
         finally:
             await conn.close()
 
-    run_sql(drop)
-
-
-def database_rows(schema: str) -> list[tuple[str, int, float | None, int]]:
-    async def fetch() -> list:
-        conn = await asyncpg.connect(TEST_DATABASE_URL)
-        try:
-            return await conn.fetch(
-                f"""SELECT tag_id, round(date_part('epoch', time) * 1e6)::bigint AS us, value, quality
-                    FROM "{schema}".process_data WHERE gateway_id = $1
-                    ORDER BY tag_id, time, chunk_seq""", GATEWAY_ID)
-        finally:
-            await conn.close()
-
-    return [(r["tag_id"], r["us"], r["value"], r["quality"]) for r in run_sql(fetch)]
+    asyncio.run(drop())
 
 
 def database_env(proxy_port: int, schema: str, synthetic_tags: int) -> dict[str, str]:
-    database = TEST_DATABASE_URL.rsplit("@", 1)[1].split("/", 1)[1]
-    return {
-        "REFINERYIQ_DATABASE__URL": f"postgresql://postgres@127.0.0.1:{proxy_port}/{database}",
-        "REFINERYIQ_DATABASE__SCHEMA": schema,
-        "REFINERYIQ_DATABASE__TIMESCALE": "false",
-        "REFINERYIQ_DATABASE__FOLD_INTERVAL_S": "1",
-        "REFINERYIQ_SIMULATOR__SYNTHETIC_TAGS": str(synthetic_tags),
-        "REFINERYIQ_OPCUA_SERVER__ENABLED": "false",
-    }
-
-
-def database_port() -> int:
-    return int(TEST_DATABASE_URL.rsplit(":", 1)[1].split("/")[0])
+    return {**faults.database_env(proxy_port, schema),
+            "REFINERYIQ_SIMULATOR__SYNTHETIC_TAGS": str(synthetic_tags),
+            "REFINERYIQ_OPCUA_SERVER__ENABLED": "false"}
 
 
 def health(daemon: DaemonProcess) -> dict:
@@ -132,7 +111,7 @@ def test_a_database_outage_under_load_loses_and_duplicates_nothing_and_keeps_ord
         proxy.close()
 
     stored = stored_rows(state_dir, synthetic_tags)
-    in_database = database_rows(schema)
+    in_database = asyncio.run(database_rows(schema, GATEWAY_ID))
     stored_count, database_count = Counter(stored), Counter(in_database)
     fault_report.record(
         f"database-outage-{outage_s}s", "0 values lost, 0 duplicated, order per tag kept; "

@@ -19,10 +19,13 @@ from drivers.batch import Batch
 from drivers.quality import Quality, Reason
 from gateway.ingest.pipeline import Pipeline
 from gateway.northbound.http import response_cache
-from gateway.northbound.http.deps import GatewayContext
+from gateway.northbound.http.deps import ApiDeps
+from gateway.northbound.mqtt.publisher import MqttPublisher
+from gateway.northbound.mqtt.service import MqttService
+from gateway.northbound.mqtt.values import MqttValues
 from gateway.runtime.supervisor import Supervisor
-from gateway.services.alarms.journal import JournalFilter
-from gateway.services.alarms.service import SERVICE_NAME, SNAPSHOT_KEY, AlarmService
+from gateway.services.alarms.journal import JOURNAL_FILE, JournalFilter
+from gateway.services.alarms.service import SNAPSHOT_KEY, AlarmService
 from gateway.settings import GatewaySettings
 from gateway.store.embedded import EmbeddedStore
 from plant.catalog import Catalog
@@ -63,17 +66,36 @@ class Harness:
         await self.store.open()
         self.pipeline = Pipeline(self.settings, self.catalog, self.store, self.settings.state_dir)
         self.supervisor = Supervisor()
-        self.context = GatewayContext(settings=self.settings, catalog=self.catalog,
-                                      pipeline=self.pipeline, store=self.store, started_at=T0)
+        self.deps = ApiDeps(settings=self.settings, catalog=self.catalog, pipeline=self.pipeline,
+                            store=self.store, started_at=T0)
+        s = self.settings
+        self.publisher = MqttPublisher.from_settings(
+            s, values=s.mqtt.values, client_id=f"test-{uuid.uuid4().hex[:8]}")
+        if self.publisher is not None:
+            await self.publisher.start()
         # The ticker is driven by the test (tick_s is long), so every timer fires when told.
-        self.service = AlarmService(clock=lambda: self.now, tick_s=3600,
-                                    mqtt_client_id=f"test-{uuid.uuid4().hex[:8]}")
-        await self.service.start(self)
+        self.service = AlarmService(s.alarms, self.catalog, self.store,
+                                    s.state_dir / JOURNAL_FILE, s.store.retention_days * 86400,
+                                    self.supervisor, self.pipeline.device_connections,
+                                    self.publisher, clock=lambda: self.now, tick_s=3600)
+        await self.service.start()
+        # Attached as the daemon attaches them (gateway/daemon.py).
+        self.pipeline.add_sink("alarms", self.service)
+        if self.publisher is not None:
+            self.mqtt = MqttService(self.publisher)
+            self.deps.health_checks["mqtt"] = self.mqtt.problem
+            if s.mqtt.values.enabled:
+                self.pipeline.add_sink("mqtt_values",
+                                       MqttValues(self.publisher, self.catalog, lambda: self.now))
+        self.deps.alarms = self.service
+        self.deps.health_sections["alarms"] = self.service.health
         return self.service
 
     async def stop(self) -> None:
         await self.supervisor.stop()
         await self.service.stop()
+        if self.publisher is not None:
+            await self.mqtt.stop()
         await self.store.close()
 
     async def scan(self, advance_s: float = 1.0, quality: dict[str, int] | None = None,
@@ -298,12 +320,11 @@ async def test_journal_retention_deletes_transitions_past_the_store_retention(tm
     await h.start()
     try:
         await h.scan(TI_101=365.0)
-        h.context.extras[SERVICE_NAME] = h.service  # as the daemon registers its services
-        tokens = response_cache.alarms(h.context)
+        tokens = response_cache.alarms(h.deps)
         assert await h.service.enforce_journal_retention(h.now + 2 * 86400) == 1
         assert await journal_of(h.service) == []
         # Cached answers that listed the deleted rows (/api/alerts/history) are no longer served.
-        assert response_cache.alarms(h.context) != tokens
+        assert response_cache.alarms(h.deps) != tokens
     finally:
         await h.stop()
 
@@ -313,7 +334,7 @@ async def test_journal_retention_deletes_transitions_past_the_store_retention(tm
 
 async def test_health_section_counts_active_alarms_by_severity(harness):
     await harness.scan(TI_101=365.0, PI_103=40.0)
-    section = harness.context.extras["health_sections"]["alarms"]()
+    section = harness.deps.health_sections["alarms"]()
     assert section["active"] == {"LOW": 0, "MEDIUM": 1, "HIGH": 1}
     assert section["mqtt"] == {"state": "off"}
 
@@ -323,7 +344,7 @@ async def test_mqtt_away_with_a_backlog_is_a_health_problem(tmp_path):
     h = Harness(tmp_path / "state", f"t{uuid.uuid4().hex[:10]}", mqtt_port=dead_port)
     await h.start()
     try:
-        check = h.context.extras["health_checks"]["mqtt"]
+        check = h.deps.health_checks["mqtt"]
         assert check() is None
         await h.scan(TI_101=365.0)
         assert "1 alarm messages waiting" in check()
@@ -392,16 +413,15 @@ async def api(harness):
     from argon2 import PasswordHasher
 
     from gateway.northbound.http.app import create_app
-    from gateway.northbound.http.auth import AuthService
-    from gateway.services.users import Role
+    from gateway.services.accounts.service import AccountsService
+    from gateway.services.accounts.users import Role
 
     cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)  # tests only
-    users = await AuthService.open(harness.settings, hasher=cheap)
+    users = await AccountsService.open(harness.settings, hasher=cheap)
     await users.store.add("ana", "correct horse battery", Role.OPERATOR)
     await users.store.add("vic", "correct horse battery", Role.VIEWER)
-    harness.context.extras["users"] = users
-    harness.context.extras["alarms"] = harness.service
-    client = TestClient(TestServer(create_app(harness.context)))
+    harness.deps.accounts = users
+    client = TestClient(TestServer(create_app(harness.deps)))
     await client.start_server()
     client.tokens = {}
     for name in ("ana", "vic"):

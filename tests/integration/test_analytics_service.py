@@ -13,7 +13,6 @@ import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -28,7 +27,7 @@ from analytics.window import TagSeries, Window
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
 from gateway.northbound.http.app import create_app
-from gateway.northbound.http.deps import GatewayContext
+from gateway.northbound.http.deps import ApiDeps
 from gateway.runtime.supervisor import Supervisor
 from gateway.services.analytics.run import PLANT_ID
 from gateway.services.analytics.service import AnalyticsService
@@ -98,7 +97,7 @@ class Clock:
 class Rig:
     service: AnalyticsService
     store: EmbeddedStore
-    gateway: SimpleNamespace
+    supervisor: Supervisor
     clock: Clock
     catalog: Catalog
     stored: dict[str, TagSeries] | None = None
@@ -107,8 +106,7 @@ class Rig:
         """What the pipeline does: commit to the embedded store, then call the sinks."""
         batches = [to_batch(s, self.catalog) for s in scans]
         await self.store.append_many(batches)
-        for sink in self.gateway.pipeline.sinks:
-            await sink(batches)
+        await self.service.on_batches(batches)
         self.clock.now = scans[-1].ts + STEP_S
         self.stored = None
 
@@ -123,23 +121,22 @@ class Rig:
 
 
 async def make_rig(tmp_path: Path, catalog: Catalog, stored: list[Scan],
-                   settings: AnalyticsSettings | None = None, extras: dict | None = None) -> Rig:
+                   settings: AnalyticsSettings | None = None, maintenance=None) -> Rig:
     store = EmbeddedStore(tmp_path / "history.sqlite", retention_s=86400 * 30, max_bytes=10**9)
     await store.open()
     if stored:
         await store.append_many([to_batch(s, catalog) for s in stored])
     clock = Clock(stored[-1].ts + STEP_S if stored else SPLIT)
-    gateway = SimpleNamespace(
-        catalog=catalog, store=store, settings=SimpleNamespace(state_dir=tmp_path),
-        context=SimpleNamespace(extras=extras if extras is not None else {}),
-        pipeline=SimpleNamespace(sinks=[]), supervisor=Supervisor())
-    service = AnalyticsService(settings or AnalyticsSettings(first_run_delay_s=3600), clock)
-    await service.start(gateway)
-    return Rig(service, store, gateway, clock, catalog)
+    supervisor = Supervisor()
+    service = AnalyticsService(settings or AnalyticsSettings(first_run_delay_s=3600), catalog,
+                               store, tmp_path / "analytics.sqlite", supervisor,
+                               maintenance=maintenance, clock=clock)
+    await service.start()
+    return Rig(service, store, supervisor, clock, catalog)
 
 
 async def close(rig: Rig) -> None:
-    await rig.gateway.supervisor.stop()
+    await rig.supervisor.stop()
     await rig.service.stop()
     await rig.store.close()
 
@@ -241,10 +238,11 @@ async def test_synthetic_tags_are_not_analysed(tmp_path, scans):
 
 async def test_results_are_persisted_and_restored_by_a_new_service(rig, tmp_path, catalog):
     run = await rig.service.run_once()
-    await rig.gateway.supervisor.stop()
+    await rig.supervisor.stop()
     await rig.service.stop()
-    again = AnalyticsService(AnalyticsSettings(first_run_delay_s=3600), rig.clock)
-    await again.start(rig.gateway)
+    again = AnalyticsService(AnalyticsSettings(first_run_delay_s=3600), catalog, rig.store,
+                             tmp_path / "analytics.sqlite", rig.supervisor, clock=rig.clock)
+    await again.start()
     try:
         assert again.latest.ts == run.ts
         assert by(again.latest.kpis, "unit_id") == by(run.rows.kpis, "unit_id")
@@ -256,7 +254,7 @@ async def test_results_are_persisted_and_restored_by_a_new_service(rig, tmp_path
         assert {(r["unit_id"], r["hour_start"]) for r in energy} == {
             (r["unit_id"], r["hour_start"]) for r in run.rows.energy}
     finally:
-        await rig.gateway.supervisor.stop()
+        await rig.supervisor.stop()
         await again.stop()
         rig.service.results = None  # already closed; the fixture's stop must not close twice
 
@@ -353,7 +351,7 @@ class FakeMaintenance:
 
 
 async def test_pdm_failure_probability_sets_the_equipment_health(tmp_path, catalog, scans):
-    rig = await make_rig(tmp_path, catalog, scans, extras={"maintenance": FakeMaintenance()})
+    rig = await make_rig(tmp_path, catalog, scans, maintenance=FakeMaintenance())
     try:
         run = await rig.service.run_once()
         row = by(run.rows.equipment, "equipment_id")[DEGRADED]
@@ -385,10 +383,9 @@ async def test_health_and_kpis_fall_when_the_simulated_equipment_degrades(tmp_pa
 @pytest.fixture
 async def client(rig, catalog):
     await rig.service.run_once()
-    ctx = GatewayContext(settings=GatewaySettings(), catalog=catalog, pipeline=None,
-                         store=rig.store, started_at=0.0, extras=rig.gateway.context.extras)
-    ctx.extras["analytics"] = rig.service
-    async with TestClient(TestServer(create_app(ctx))) as client:
+    deps = ApiDeps(settings=GatewaySettings(), catalog=catalog, pipeline=None,
+                   store=rig.store, started_at=0.0, analytics=rig.service)
+    async with TestClient(TestServer(create_app(deps))) as client:
         yield client
 
 

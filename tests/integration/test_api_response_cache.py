@@ -19,16 +19,17 @@ from drivers.batch import Batch
 from drivers.quality import Quality
 from gateway.ingest.pipeline import Pipeline
 from gateway.northbound.http.app import create_app
-from gateway.northbound.http.auth import AuthService
-from gateway.northbound.http.deps import GatewayContext
+from gateway.northbound.http.deps import ApiDeps
 from gateway.northbound.http.response_cache import CACHE_KEY
 from gateway.runtime.supervisor import Supervisor
+from gateway.services.accounts.service import AccountsService
+from gateway.services.accounts.users import Role
+from gateway.services.alarms.journal import JOURNAL_FILE
 from gateway.services.alarms.service import AlarmService
 from gateway.services.analytics.results import ENERGY, AnalyticsStore
 from gateway.services.analytics.run import RunRows
 from gateway.services.analytics.service import AnalyticsService, LatestResults
 from gateway.services.inventory import InventoryStore
-from gateway.services.users import Role
 from gateway.settings import AnalyticsSettings, GatewaySettings
 from gateway.store.embedded import EmbeddedStore
 from plant.catalog import Catalog
@@ -63,22 +64,30 @@ class Gateway:
         await self.store.open()
         self.pipeline = Pipeline(self.settings, self.catalog, self.store, state)
         self.supervisor = Supervisor()
-        self.context = GatewayContext(settings=self.settings, catalog=self.catalog,
-                                      pipeline=self.pipeline, store=self.store, started_at=T0)
-        self.users = await AuthService.open(self.settings, hasher=FAST)
+        self.users = await AccountsService.open(self.settings, hasher=FAST)
         for name, role in (("vera", Role.VIEWER), ("oscar", Role.OPERATOR),
                            ("sofia", Role.SUPERVISOR)):
             await self.users.store.add(name, PASSWORD, role)
-        self.alarms = AlarmService(clock=lambda: self.now, tick_s=3600)
-        await self.alarms.start(self)
+        # The alarm ticker is never due (tick_s is long): alarms come from the scans only.
+        self.alarms = AlarmService(self.settings.alarms, self.catalog, self.store,
+                                   state / JOURNAL_FILE, 86400, self.supervisor,
+                                   self.pipeline.device_connections, clock=lambda: self.now,
+                                   tick_s=3600)
+        await self.alarms.start()
+        self.pipeline.add_sink("alarms", self.alarms)  # as the daemon attaches it
         self.inventory = InventoryStore(state / "inventory.sqlite", clock=lambda: self.now)
         await self.inventory.open(PLANT.inventory)
-        self.analytics = AnalyticsService(AnalyticsSettings(), clock=lambda: self.now)
-        self.analytics.results = AnalyticsStore(state / "analytics.sqlite", 30 * 86400)
+        # Analytics never runs here (not started): the tests save its rows and results.
+        self.analytics = AnalyticsService(AnalyticsSettings(), self.catalog, self.store,
+                                          state / "analytics.sqlite", self.supervisor,
+                                          clock=lambda: self.now)
+        self.analytics.results = AnalyticsStore(self.analytics.results_path, 30 * 86400)
         await self.analytics.results.open()
-        self.context.extras.update({"users": self.users, "alarms": self.alarms,
-                                    "inventory": self.inventory, "analytics": self.analytics})
-        self.app = create_app(self.context)
+        self.deps = ApiDeps(settings=self.settings, catalog=self.catalog, pipeline=self.pipeline,
+                            store=self.store, started_at=T0, accounts=self.users,
+                            alarms=self.alarms, inventory=self.inventory,
+                            analytics=self.analytics)
+        self.app = create_app(self.deps)
         self.client = TestClient(TestServer(self.app))
         await self.client.start_server()
         self.tokens = {name: await self.login(name) for name in ("vera", "oscar", "sofia")}

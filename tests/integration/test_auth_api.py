@@ -8,18 +8,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from argon2 import PasswordHasher
 
 from gateway.northbound.http.app import create_app
-from gateway.northbound.http.auth import (
-    USER_BURST,
-    AuthService,
-    LoginThrottle,
-    TokenBuckets,
-    TokenSigner,
-    current_user,
-    load_signing_key,
-    require_role,
-)
-from gateway.northbound.http.deps import GatewayContext
-from gateway.services.users import Role
+from gateway.northbound.http.auth import current_user, require_role
+from gateway.northbound.http.deps import ApiDeps
+from gateway.services.accounts.service import AccountsService
+from gateway.services.accounts.throttle import USER_BURST, LoginThrottle, TokenBuckets
+from gateway.services.accounts.tokens import TokenSigner, load_signing_key
+from gateway.services.accounts.users import Role
 from gateway.settings import AuthSettings, GatewaySettings
 from plant.catalog import Catalog
 from plant.load import load_plant
@@ -50,31 +44,31 @@ async def kpis(request: web.Request) -> web.Response:
 
 
 async def start(tmp_path: Path, cors_origins=(), reads_need_token: bool | None = None,
-                throttle: LoginThrottle | None = None) -> tuple[TestClient, AuthService]:
+                throttle: LoginThrottle | None = None) -> tuple[TestClient, AccountsService]:
     settings = GatewaySettings(state_dir=tmp_path, http={"cors_origins": list(cors_origins)},
                                auth={"require_token_for_reads": reads_need_token})
-    service = await AuthService.open(settings, hasher=FAST, throttle=throttle)
-    ctx = GatewayContext(settings=settings, catalog=Catalog.build(PLANT), pipeline=None, store=None,
-                         started_at=0.0, extras={"users": service})
-    app = create_app(ctx)
+    accounts = await AccountsService.open(settings, hasher=FAST, throttle=throttle)
+    deps = ApiDeps(settings=settings, catalog=Catalog.build(PLANT), pipeline=None, store=None,
+                   started_at=0.0, accounts=accounts)
+    app = create_app(deps)
     app.router.add_post("/api/test/alerts/{id}/acknowledge", acknowledge)
     app.router.add_put("/api/test/inventory/{sku}", put_inventory)
     app.router.add_post("/api/undecorated", undecorated_write)
     app.router.add_get("/api/test/kpis", kpis)
     client = TestClient(TestServer(app, host="127.0.0.1", port=0))
     await client.start_server()
-    return client, service
+    return client, accounts
 
 
 @pytest.fixture
 async def api(tmp_path):
-    client, service = await start(tmp_path)
+    client, accounts = await start(tmp_path)
     for name, role in (("vera", Role.VIEWER), ("oscar", Role.OPERATOR), ("sofia", Role.SUPERVISOR),
                        ("ana", Role.ADMIN)):
-        await service.store.add(name, PASSWORD, role, display_name=name.title())
-    yield client, service
+        await accounts.store.add(name, PASSWORD, role, display_name=name.title())
+    yield client, accounts
     await client.close()
-    await service.stop()
+    await accounts.stop()
 
 
 async def login(client: TestClient, username: str, password: str = PASSWORD) -> dict:
@@ -99,14 +93,14 @@ async def test_login_answers_the_seed_shape_with_an_expiring_token(api):
 
 
 async def test_seed_default_credentials_are_refused_on_a_fresh_store(tmp_path):
-    client, service = await start(tmp_path)
+    client, accounts = await start(tmp_path)
     try:
         resp = await client.post("/api/auth/login", json={"username": "admin", "password": "admin123"})
         assert resp.status == 401
         assert "detail" in await resp.json()
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
 
 
 async def test_seed_master_token_is_refused(api):
@@ -189,8 +183,8 @@ async def test_higher_role_includes_the_lower_ones(api):
 
 
 async def test_expired_token_is_401(api, tmp_path):
-    client, service = api
-    user = await service.store.find("oscar")
+    client, accounts = api
+    user = await accounts.store.find("oscar")
     key = load_signing_key(AuthSettings(), tmp_path)  # the key the gateway generated
     past = TokenSigner(key, 3600, clock=lambda: 1_000_000_000.0)
     token, _ = past.issue(user)
@@ -207,16 +201,16 @@ async def test_tampered_token_is_401(api):
 
 
 async def test_token_of_a_disabled_user_is_401(api):
-    client, service = api
+    client, accounts = api
     token = (await login(client, "oscar"))["token"]
-    await service.store.disable((await service.store.find("oscar")).id)
+    await accounts.store.disable((await accounts.store.find("oscar")).id)
     assert (await client.post("/api/test/alerts/1/acknowledge", headers=bearer(token))).status == 401
 
 
 async def test_demotion_takes_effect_on_tokens_already_issued(api):
-    client, service = api
+    client, accounts = api
     token = (await login(client, "sofia"))["token"]
-    await service.store.set_role((await service.store.find("sofia")).id, Role.VIEWER)
+    await accounts.store.set_role((await accounts.store.find("sofia")).id, Role.VIEWER)
     assert (await client.put("/api/test/inventory/X", headers=bearer(token))).status == 403
 
 
@@ -257,16 +251,16 @@ async def test_reads_are_open_on_loopback_by_default(api):
 
 
 async def test_reads_need_a_viewer_token_when_configured(tmp_path):
-    client, service = await start(tmp_path, reads_need_token=True)
+    client, accounts = await start(tmp_path, reads_need_token=True)
     try:
-        await service.store.add("vera", PASSWORD, Role.VIEWER)
+        await accounts.store.add("vera", PASSWORD, Role.VIEWER)
         assert (await client.get("/api/test/kpis")).status == 401
         token = (await login(client, "vera"))["token"]
         assert (await client.get("/api/test/kpis", headers=bearer(token))).status == 200
         assert (await client.get("/health")).status in (200, 503, 500)  # not 401: outside /api
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
 
 
 # ------------------------------------------------------------------------- users (admin)
@@ -314,9 +308,9 @@ async def test_creating_an_existing_user_is_409(api):
 
 
 async def test_admin_changes_role_and_disables(api):
-    client, service = api
+    client, accounts = api
     admin = (await login(client, "ana"))["token"]
-    oscar = await service.store.find("oscar")
+    oscar = await accounts.store.find("oscar")
     resp = await client.put(f"/api/users/{oscar.id}", headers=bearer(admin),
                             json={"role": "supervisor", "disabled": True})
     body = await resp.json()
@@ -324,16 +318,16 @@ async def test_admin_changes_role_and_disables(api):
 
 
 async def test_admin_cannot_remove_the_last_admin(api):
-    client, service = api
+    client, accounts = api
     admin = (await login(client, "ana"))["token"]
-    ana = await service.store.find("ana")
+    ana = await accounts.store.find("ana")
     assert (await client.delete(f"/api/users/{ana.id}", headers=bearer(admin))).status == 409
 
 
 async def test_admin_deletes_a_user(api):
-    client, service = api
+    client, accounts = api
     admin = (await login(client, "ana"))["token"]
-    vera = await service.store.find("vera")
+    vera = await accounts.store.find("vera")
     assert (await client.delete(f"/api/users/{vera.id}", headers=bearer(admin))).status == 204
     assert (await client.delete(f"/api/users/{vera.id}", headers=bearer(admin))).status == 404
 
@@ -358,8 +352,8 @@ class CountingStore:
 
 async def test_a_thousand_bad_logins_are_rate_limited_in_bounded_state(tmp_path):
     throttle = LoginThrottle(TokenBuckets(20, 3.0, max_keys=64), TokenBuckets(USER_BURST, 12.0, max_keys=64))
-    client, service = await start(tmp_path, throttle=throttle)
-    counting = service.store = CountingStore(service.store)
+    client, accounts = await start(tmp_path, throttle=throttle)
+    counting = accounts.store = CountingStore(accounts.store)
     statuses = []
     try:
         for i in range(1000):
@@ -370,7 +364,7 @@ async def test_a_thousand_bad_logins_are_rate_limited_in_bounded_state(tmp_path)
                 assert int(resp.headers["Retry-After"]) >= 1
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
     assert statuses.count(401) <= 20
     assert statuses.count(429) >= 980
     assert counting.checks == statuses.count(401)  # refused attempts cost no hashing
@@ -390,7 +384,7 @@ async def test_one_account_is_rate_limited_after_its_burst(api):
 
 
 async def test_preflight_from_a_listed_dashboard_origin_is_answered(tmp_path):
-    client, service = await start(tmp_path, cors_origins=[DASHBOARD])
+    client, accounts = await start(tmp_path, cors_origins=[DASHBOARD])
     try:
         for method in ("POST", "PUT", "DELETE"):
             resp = await client.options("/api/test/alerts/1/acknowledge", headers={
@@ -404,11 +398,11 @@ async def test_preflight_from_a_listed_dashboard_origin_is_answered(tmp_path):
             assert "Origin" in resp.headers["Vary"]
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
 
 
 async def test_preflight_from_an_unlisted_origin_is_refused(tmp_path):
-    client, service = await start(tmp_path, cors_origins=[DASHBOARD])
+    client, accounts = await start(tmp_path, cors_origins=[DASHBOARD])
     try:
         resp = await client.options("/api/auth/login", headers={
             "Origin": "http://evil.example", "Access-Control-Request-Method": "POST"})
@@ -416,11 +410,11 @@ async def test_preflight_from_an_unlisted_origin_is_refused(tmp_path):
         assert "Access-Control-Allow-Origin" not in resp.headers
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
 
 
 async def test_no_origin_is_allowed_by_default(tmp_path):
-    client, service = await start(tmp_path)
+    client, accounts = await start(tmp_path)
     try:
         resp = await client.options("/api/auth/login", headers={
             "Origin": DASHBOARD, "Access-Control-Request-Method": "POST"})
@@ -429,11 +423,11 @@ async def test_no_origin_is_allowed_by_default(tmp_path):
         assert "Access-Control-Allow-Origin" not in resp.headers
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
 
 
 async def test_listed_origin_can_read_answers_and_errors_but_never_wildcard(tmp_path):
-    client, service = await start(tmp_path, cors_origins=[DASHBOARD])
+    client, accounts = await start(tmp_path, cors_origins=[DASHBOARD])
     try:
         ok = await client.get("/api/test/kpis", headers={"Origin": DASHBOARD})
         denied = await client.post("/api/test/alerts/1/acknowledge", headers={"Origin": DASHBOARD})
@@ -445,17 +439,17 @@ async def test_listed_origin_can_read_answers_and_errors_but_never_wildcard(tmp_
         assert "Access-Control-Allow-Origin" not in other.headers
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
 
 
 async def test_dashboard_logs_in_across_origins(tmp_path):
-    client, service = await start(tmp_path, cors_origins=[DASHBOARD])
+    client, accounts = await start(tmp_path, cors_origins=[DASHBOARD])
     try:
-        await service.store.add("oscar", PASSWORD, Role.OPERATOR)
+        await accounts.store.add("oscar", PASSWORD, Role.OPERATOR)
         resp = await client.post("/api/auth/login", headers={"Origin": DASHBOARD},
                                  json={"username": "oscar", "password": PASSWORD})
         assert resp.status == 200
         assert resp.headers["Access-Control-Allow-Origin"] == DASHBOARD
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()

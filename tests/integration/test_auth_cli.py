@@ -8,8 +8,8 @@ from pathlib import Path
 from aiohttp.test_utils import TestClient, TestServer
 
 from gateway.northbound.http.app import create_app
-from gateway.northbound.http.auth import AuthService
-from gateway.northbound.http.deps import GatewayContext
+from gateway.northbound.http.deps import ApiDeps
+from gateway.services.accounts.service import AccountsService
 from gateway.settings import GatewaySettings
 from plant.catalog import Catalog
 from plant.load import load_plant
@@ -29,20 +29,20 @@ async def test_user_added_from_the_command_line_can_log_in(tmp_path):
                            stdin=PASSWORD + "\n")
     assert done.returncode == 0, done.stderr
     settings = GatewaySettings(state_dir=tmp_path)
-    service = await AuthService.open(settings)
-    ctx = GatewayContext(settings=settings, catalog=Catalog.build(load_plant(ROOT / "config/plant.toml")),
-                         pipeline=None, store=None, started_at=0.0, extras={"users": service})
-    client = TestClient(TestServer(create_app(ctx), host="127.0.0.1", port=0))
+    accounts = await AccountsService.open(settings)
+    deps = ApiDeps(settings=settings, catalog=Catalog.build(load_plant(ROOT / "config/plant.toml")),
+                   pipeline=None, store=None, started_at=0.0, accounts=accounts)
+    client = TestClient(TestServer(create_app(deps), host="127.0.0.1", port=0))
     await client.start_server()
     try:
         resp = await client.post("/api/auth/login", json={"username": "ana", "password": PASSWORD})
         body = await resp.json()
         assert resp.status == 200
         assert (body["user"], body["role"]) == ("Ana Pérez", "admin")
-        assert (await service.store.stored_hash(body["id"])).startswith("$argon2id$")
+        assert (await accounts.store.stored_hash(body["id"])).startswith("$argon2id$")
     finally:
         await client.close()
-        await service.stop()
+        await accounts.stop()
 
 
 def test_password_is_not_accepted_as_an_argument(tmp_path):

@@ -22,7 +22,6 @@ import pytest
 from analytics.pdm.dataset import history_from_run
 from analytics.pdm.model import TrainOptions, save, train_type
 from analytics.pdm.predict import PredictionLevel, predict_fleet
-from analytics.pdm.signals import EquipmentType
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
 from gateway.runtime.supervisor import Supervisor
@@ -31,6 +30,7 @@ from gateway.settings import MaintenanceSettings
 from gateway.store.embedded import EmbeddedStore
 from plant.catalog import Catalog
 from plant.load import load_plant
+from plant.schema import EquipmentType
 from simulator.model import PlantModel
 from simulator.training import run_to_failure
 
@@ -77,7 +77,7 @@ def _plant_batches() -> tuple[Batch, ...]:
 
 
 async def _state(tmp_path: Path, models_dir: Path | None, hours: float = HOURS):
-    """A stand-in for the daemon: state dir, catalog, a filled store, supervisor, extras."""
+    """What the daemon hands the service: state dir, catalog, a filled store, a supervisor."""
     state = tmp_path / "state"
     state.mkdir()
     if models_dir is not None:
@@ -91,14 +91,15 @@ async def _state(tmp_path: Path, models_dir: Path | None, hours: float = HOURS):
         await store.append_many(batches[k:k + 200])
     gateway = SimpleNamespace(
         catalog=catalog, store=store, settings=SimpleNamespace(state_dir=state),
-        config=SimpleNamespace(path=None), supervisor=Supervisor(),
-        context=SimpleNamespace(extras={}))
+        supervisor=Supervisor())
     return gateway
 
 
 async def _service(gateway, now_h: float = HOURS) -> MaintenanceService:
-    service = MaintenanceService(SETTINGS, clock=lambda: EPOCH + now_h * 3600 + 1)
-    await service.start(gateway)
+    service = MaintenanceService(SETTINGS, gateway.catalog, gateway.store,
+                                 gateway.settings.state_dir, gateway.supervisor,
+                                 clock=lambda: EPOCH + now_h * 3600 + 1)
+    await service.start()
     return service
 
 
@@ -217,16 +218,15 @@ def test_the_daemon_and_its_services_do_not_import_scikit_learn():
     assert done.stdout.strip() == "[]"
 
 
-async def test_health_and_metrics_are_registered(tmp_path, models_dir):
+async def test_health_and_metrics_report_the_runs(tmp_path, models_dir):
     gateway = await _state(tmp_path, models_dir)
     service = await _service(gateway)
     try:
         await service.run_once()
-        extras = gateway.context.extras
-        report = extras["health_sections"]["maintenance"]()
+        report = service.report()
         assert report["runs"] == 1 and report["models"] == {"PUMP": service.models[EquipmentType.PUMP].source}
         assert report["last_inference_s"] is not None
-        names = {m.name for m in extras["metrics"]["maintenance"]()}
+        names = {m.name for m in service.metrics()}
         assert "refineryiq_maintenance_inference_seconds" in names
     finally:
         await _close(gateway, service)
@@ -245,14 +245,16 @@ async def test_without_models_and_training_off_nothing_is_predicted(tmp_path):
 async def test_first_start_trains_models_in_the_background_and_loads_them(tmp_path, models_dir):
     gateway = await _state(tmp_path, None, hours=1.0)
     settings = MaintenanceSettings(first_run_delay_s=3600.0, train_on_first_start=True, train_delay_s=0)
-    service = MaintenanceService(settings, clock=lambda: EPOCH + 3600.0)
+    service = MaintenanceService(settings, gateway.catalog, gateway.store,
+                                 gateway.settings.state_dir, gateway.supervisor,
+                                 clock=lambda: EPOCH + 3600.0)
     out = gateway.settings.state_dir / "models"
     # Stands in for `refineryiq train` (tested in test_train_cmd.py): a child process that
     # prints progress and writes the tiny model's files.
     service.train_command = lambda: [sys.executable, "-c", (
         "import shutil, sys; print('PUMP: train [####] 100%', file=sys.stderr); "
         f"shutil.copytree({str(models_dir)!r}, {str(out)!r}); print('held-out metrics')")]
-    await service.start(gateway)
+    await service.start()
     try:
         assert service.training == TrainingState.RUNNING
         for _ in range(600):

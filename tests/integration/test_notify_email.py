@@ -27,7 +27,8 @@ from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
 
 from analytics.alarm_types import AlarmKind, AlarmState, AlarmTransition, Severity
-from gateway.northbound.email import EmailNotifier, EmailService, EmailState, is_notifiable
+from gateway.northbound.email.notifier import EmailNotifier, EmailState, is_notifiable
+from gateway.northbound.email.service import EmailService
 from gateway.settings import EmailSettings
 from plant.catalog import Catalog
 from plant.load import load_plant
@@ -399,9 +400,10 @@ async def test_the_service_mails_a_high_alarm_raised_by_the_alarm_service(tmp_pa
     harness = Harness(tmp_path / "state", site=f"t{uuid.uuid4().hex[:10]}",
                       email=email_settings(inbox.port).model_dump(by_alias=True))
     await harness.start()
-    harness.context.extras["alarms"] = harness.service
-    service = EmailService(harness.settings.email)
-    await service.start(harness)
+    s = harness.settings
+    service = EmailService(s.email, harness.catalog, s.gateway_id, s.site, s.analytics.timezone)
+    harness.service.add_listener("email", service.on_transitions)  # as the daemon wires it
+    await service.start()
     try:
         await harness.scan()
         await harness.scan(TI_101=365.0)  # MEDIUM: no mail
@@ -409,7 +411,7 @@ async def test_the_service_mails_a_high_alarm_raised_by_the_alarm_service(tmp_pa
         (mail,) = await inbox.wait_for(1)
         assert "TI-101 HIHI" in mail["Subject"] and "420 °C" in body(mail)
         await until(lambda: service.notifier.sent == 1)
-        section = harness.context.extras["health_sections"]["email"]()
+        section = service.health()
         assert section["sent"] == 1 and section["state"] == EmailState.OK
     finally:
         await service.stop()

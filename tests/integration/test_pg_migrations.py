@@ -9,7 +9,13 @@ import asyncpg
 import pytest
 
 from gateway.store.postgres.connection import connect
-from gateway.store.postgres.migrate import MigrationError, load_migrations, migrate, timescale_available
+from gateway.store.postgres.migrate import (
+    MigrationError,
+    load_migrations,
+    migrate,
+    sql_for_backend,
+    timescale_available,
+)
 from gateway.store.postgres.policy import Backend, RetentionPolicy
 from tests.support.pg import *  # noqa: F403  (fixtures)
 from tests.support.pg import TEST_DATABASE_URL
@@ -19,10 +25,41 @@ SEED_TABLES = {"process_units", "process_tags", "equipment", "process_data", "kp
                "energy_analysis", "users", "gateways", "alarm_journal"}
 
 
-def test_every_split_version_has_both_backends():
+def test_every_version_exists_for_both_backends():
     plain = load_migrations(Backend.PLAIN)
     timescale = load_migrations(Backend.TIMESCALE)
     assert [m.version for m in plain] == [m.version for m in timescale] == list(range(1, len(plain) + 1))
+    assert [m.name for m in plain] == [m.name for m in timescale]
+
+
+def test_a_section_is_kept_only_for_its_backend():
+    text = "A;\n-- @plain\nP;\n-- @timescale\nT;\n-- @end\nB;\n"
+    assert sql_for_backend(text, Backend.PLAIN) == "A;\nP;\nB;\n"
+    assert sql_for_backend(text, Backend.TIMESCALE) == "A;\nT;\nB;\n"
+
+
+def test_shipped_sections_keep_each_backend_to_its_own_sql():
+    plain = {m.name: m.sql for m in load_migrations(Backend.PLAIN)}
+    timescale = {m.name: m.sql for m in load_migrations(Backend.TIMESCALE)}
+    assert "PARTITION BY RANGE" in plain["process_data"] and "timescaledb" not in plain["process_data"]
+    assert "create_hypertable" in timescale["process_data"] and "PARTITION" not in timescale["process_data"]
+    assert "@" not in plain["process_data"] + timescale["process_data"]
+    assert "ALTER COLUMN tag_id" in plain["fast_ingest"] and "ALTER COLUMN tag_id" not in timescale["fast_ingest"]
+
+
+@pytest.mark.parametrize("text, problem", [("-- @plain\nP;\n", "not closed"),
+                                           ("A;\n-- @end\n", "without a section"),
+                                           ("-- @oracle\nO;\n-- @end\n", "unknown section")])
+def test_malformed_sections_are_refused(text, problem):
+    with pytest.raises(MigrationError, match=problem):
+        sql_for_backend(text, Backend.PLAIN)
+
+
+def test_a_separate_backend_file_is_refused(tmp_path):
+    (tmp_path / "0001_catalog.sql").write_text("SELECT 1;\n")
+    (tmp_path / "0002_process_data.plain.sql").write_text("SELECT 1;\n")
+    with pytest.raises(MigrationError, match="sections"):
+        load_migrations(Backend.PLAIN, tmp_path)
 
 
 async def test_migrate_from_empty_applies_every_version_in_order(pg_conn):

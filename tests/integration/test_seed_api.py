@@ -13,7 +13,7 @@ from datetime import datetime
 
 import pytest
 
-from gateway.services.users import Role
+from gateway.services.accounts.users import Role
 from tests.support.daemon import DaemonProcess, state_with_users
 
 PASSWORD = "correct horse battery"

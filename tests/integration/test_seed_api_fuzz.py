@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from gateway.services.users import Role
+from gateway.services.accounts.users import Role
 from tests.support.daemon import DaemonProcess, state_with_users
 
 PASSWORD = "correct horse battery"

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from analytics.pdm.signals import EquipmentType
+from plant.schema import EquipmentType
 from refineryiq.train import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -131,7 +131,7 @@ def state_with_users(state_dir: Path, password: str, users: dict[str, object]) -
     """Create ``state_dir`` holding API users ({name: Role}) before a daemon starts on it."""
     import asyncio
 
-    from gateway.services.users import USERS_FILE, UserStore
+    from gateway.services.accounts.users import USERS_FILE, UserStore
 
     state_dir.mkdir(parents=True, exist_ok=True)
 

@@ -1,5 +1,7 @@
-"""Shared by the fault-injection suite (tests/faults/): daemon configurations, an MQTT
-recorder, offline reads of a stopped daemon's embedded store, and process resource counts.
+"""Shared by the fault-injection suite (tests/faults/), the end-to-end tests (tests/e2e/) and
+the benchmarks (bench/): daemon configurations, an MQTT recorder, offline reads of a stopped
+daemon's embedded store and of the historian, process resource counts, and a simulator of
+our own.
 
 Each helper proves a claim by counting, so it reads state the daemon cannot fake: the SQLite
 file on disk, the broker's deliveries, /proc of the daemon's process.
@@ -21,6 +23,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import numpy as np
 import paho.mqtt.client as paho
 import psutil
@@ -30,6 +33,7 @@ from gateway.store.sqlite_thread import SqliteThread
 from plant.catalog import Catalog
 from plant.load import load_plant
 from tests.support.daemon import ROOT
+from tests.support.pg import TEST_DATABASE_URL
 
 PLANT_FILE = ROOT / "config" / "plant.toml"
 BASE_CONFIG = ROOT / "config" / "gateway.toml"
@@ -93,14 +97,16 @@ def post_json(url: str, body: dict, headers: dict | None = None,
 
 
 class MqttRecorder:
-    """Every message under a topic filter, in arrival order, collected on paho's thread."""
+    """Every message under a topic filter, in arrival order, collected on paho's thread:
+    ``messages`` holds (topic, JSON body), ``arrival_times`` the wall-clock time each came."""
 
     def __init__(self, topic: str, host: str = BROKER[0], port: int = BROKER[1]) -> None:
         self.messages: list[tuple[str, dict]] = []
+        self.arrival_times: list[float] = []
         self._lock = threading.Lock()
         self._subscribed = threading.Event()
         self._client = paho.Client(paho.CallbackAPIVersion.VERSION2,
-                                   client_id=f"faults-{uuid.uuid4().hex[:8]}")
+                                   client_id=f"recorder-{uuid.uuid4().hex[:8]}")
         self._client.on_connect = lambda c, *_: c.subscribe(topic, qos=1)
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         self._client.on_message = self._on_message
@@ -110,12 +116,20 @@ class MqttRecorder:
             raise AssertionError(f"could not subscribe to {topic} on {host}:{port}")
 
     def _on_message(self, client, userdata, message) -> None:
+        received = time.time()
         try:
             body = json.loads(message.payload)
         except ValueError:
             body = {"raw": message.payload.decode(errors="replace")}
         with self._lock:
             self.messages.append((message.topic, body))
+            self.arrival_times.append(received)
+
+    def find(self, **fields: object) -> tuple[str, dict] | None:
+        """The first message whose body has all of ``fields``, or None."""
+        with self._lock:
+            return next(((t, b) for t, b in self.messages
+                         if all(b.get(k) == v for k, v in fields.items())), None)
 
     def on(self, suffix: str) -> list[dict]:
         """Bodies of the messages whose topic ends with ``suffix``, in arrival order."""
@@ -162,47 +176,53 @@ def catalog_tag_ids(synthetic_tags: int = 0) -> list[str]:
     return [t.id for t in Catalog.build(load_plant(PLANT_FILE), synthetic_tags).tags]
 
 
+@dataclass(frozen=True)
+class StoreContents:
+    """What a stopped daemon's embedded store holds: its Batches in commit order (with their
+    store ids), the catalog tag ids that index them, and the values not yet forwarded."""
+
+    items: list
+    tag_ids: list[str]
+    backlog_values: int
+
+
+async def read_store(state_dir: Path, synthetic_tags: int = 0) -> StoreContents:
+    """Open a stopped (or killed) daemon's embedded store and read every Batch in it."""
+    tag_ids = catalog_tag_ids(synthetic_tags)
+    store = EmbeddedStore(state_dir / STORE_FILE, 86_400 * 365, 10**12, forwarding=True,
+                          tag_ids=tag_ids)
+    await store.open()
+    try:
+        return StoreContents(await store.pending(0, 10**12), tag_ids, store.backlog.values)
+    finally:
+        await store.close()
+
+
 def read_scans(state_dir: Path, synthetic_tags: int = 0) -> list[StoredScan]:
     """Every Batch in a stopped (or killed) daemon's embedded store, in commit order."""
-    tag_ids = catalog_tag_ids(synthetic_tags)
-
-    async def read() -> list[StoredScan]:
-        store = EmbeddedStore(state_dir / STORE_FILE, 86_400 * 365, 10**12, forwarding=True,
-                              tag_ids=tag_ids)
-        await store.open()
-        try:
-            items = await store.pending(0, 10**12)
-        finally:
-            await store.close()
-        return [StoredScan(item.id, item.batch.group, float(item.batch.receive_ts),
-                           tuple(tag_ids[i] for i in item.batch.tag_index.tolist()),
-                           tuple(item.batch.source_ts.tolist()))
-                for item in items]
-
-    return asyncio.run(read())
+    contents = asyncio.run(read_store(state_dir, synthetic_tags))
+    tag_ids = contents.tag_ids
+    return [StoredScan(item.id, item.batch.group, float(item.batch.receive_ts),
+                       tuple(tag_ids[i] for i in item.batch.tag_index.tolist()),
+                       tuple(item.batch.source_ts.tolist()))
+            for item in contents.items]
 
 
-def stored_rows(state_dir: Path, synthetic_tags: int = 0) -> list[tuple[str, int, float | None, int]]:
+def value_rows(contents: StoreContents) -> list[tuple[str, int, float | None, int]]:
     """(tag_id, time µs, value, quality) of every stored value, in commit order; time is the
     source timestamp, or the receive time when the device gave none (as the historian does)."""
-    tag_ids = catalog_tag_ids(synthetic_tags)
-
-    async def read() -> list:
-        store = EmbeddedStore(state_dir / STORE_FILE, 86_400 * 365, 10**12, forwarding=True,
-                              tag_ids=tag_ids)
-        await store.open()
-        try:
-            return [item.batch for item in await store.pending(0, 10**12)]
-        finally:
-            await store.close()
-
     out = []
-    for b in asyncio.run(read()):
+    for b in (item.batch for item in contents.items):
         ts = np.where(np.isfinite(b.source_ts), b.source_ts, b.receive_ts)
         for i, t, v, q in zip(b.tag_index.tolist(), ts.tolist(), b.values.tolist(),
                               b.quality.tolist(), strict=True):
-            out.append((tag_ids[i], round(t * 1e6), v if np.isfinite(v) else None, q))
+            out.append((contents.tag_ids[i], round(t * 1e6), v if np.isfinite(v) else None, q))
     return out
+
+
+def stored_rows(state_dir: Path, synthetic_tags: int = 0) -> list[tuple[str, int, float | None, int]]:
+    """:func:`value_rows` of a stopped daemon's embedded store (outside an event loop)."""
+    return value_rows(asyncio.run(read_store(state_dir, synthetic_tags)))
 
 
 def per_tag_times(rows) -> dict[str, list[int]]:
@@ -225,6 +245,40 @@ def integrity_check(path: Path) -> list[str]:
             await thread.close()
 
     return asyncio.run(check())
+
+
+# ------------------------------------------------------------------ the historian
+
+
+def database_port() -> int:
+    """The TCP port of the test database (a proxy in front of it makes the outages)."""
+    return int(TEST_DATABASE_URL.rsplit(":", 1)[1].split("/")[0])
+
+
+def database_env(proxy_port: int, schema: str) -> dict[str, str]:
+    """Daemon environment forwarding to the test database through a proxy on ``proxy_port``,
+    into its own ``schema``, on plain PostgreSQL, folding new rows every second."""
+    database = TEST_DATABASE_URL.rsplit("@", 1)[1].split("/", 1)[1]
+    return {
+        "REFINERYIQ_DATABASE__URL": f"postgresql://postgres@127.0.0.1:{proxy_port}/{database}",
+        "REFINERYIQ_DATABASE__SCHEMA": schema,
+        "REFINERYIQ_DATABASE__TIMESCALE": "false",
+        "REFINERYIQ_DATABASE__FOLD_INTERVAL_S": "1",
+    }
+
+
+async def database_rows(schema: str, gateway_id: str) -> list[tuple[str, int, float | None, int]]:
+    """(tag_id, time µs, value, quality) of every row one gateway wrote to ``schema``'s
+    process_data, in time order per tag (comparable with :func:`value_rows`)."""
+    conn = await asyncpg.connect(TEST_DATABASE_URL)
+    try:
+        rows = await conn.fetch(
+            f"""SELECT tag_id, (extract(epoch from time) * 1000000)::bigint AS us, value, quality
+                FROM "{schema}".process_data WHERE gateway_id = $1
+                ORDER BY tag_id, time, chunk_seq""", gateway_id)
+    finally:
+        await conn.close()
+    return [(r["tag_id"], r["us"], r["value"], r["quality"]) for r in rows]
 
 
 # ------------------------------------------------------------------ process resources
@@ -254,8 +308,9 @@ def fd_count(pid: int) -> int:
 
 
 class SimulatorServer:
-    """`python -m simulator` as a subprocess on fixed loopback ports, so a test can stop it and
-    start it again on the same ports (a device restart seen from the gateway)."""
+    """`python -m simulator` as a subprocess on loopback, its output in ``log_path``. On fixed
+    ports a test can stop it and start it again on the same ports (a device restart seen from
+    the gateway); on port 0 ``ready`` tells the ports it bound. Also a context manager."""
 
     def __init__(self, log_path: Path, opcua_port: int, modbus_port: int, tags: int = 0) -> None:
         self.log_path = log_path
@@ -263,6 +318,13 @@ class SimulatorServer:
         self.modbus_port = modbus_port
         self.tags = tags
         self.proc: subprocess.Popen | None = None
+        self.ready: dict = {}  # the simulator's ready event: {"opcua_port": ..., "modbus_port": ...}
+
+    def __enter__(self) -> SimulatorServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def start(self, timeout: float = 60.0) -> SimulatorServer:
         """Start and wait for its ``ready`` line."""
@@ -281,8 +343,11 @@ class SimulatorServer:
                 raise AssertionError(f"simulator exited: {self.log_path.read_text()[-2000:]}")
             with self.log_path.open("rb") as f:
                 f.seek(offset)
-                if b'"ready"' in f.read():
-                    return self
+                for line in f:
+                    event = _json_object(line) if line.endswith(b"\n") else None
+                    if event is not None and event.get("event") == "ready":
+                        self.ready = event
+                        return self
             time.sleep(0.1)
         raise AssertionError("simulator did not become ready")
 
@@ -296,3 +361,12 @@ class SimulatorServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(10)
+
+
+def _json_object(line: bytes) -> dict | None:
+    """The JSON object on one line of output, or None for any other line."""
+    try:
+        value = json.loads(line)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None

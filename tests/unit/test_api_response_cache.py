@@ -10,12 +10,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from gateway.northbound.http.deps import CTX_KEY
+from gateway.northbound.http.deps import DEPS_KEY
 from gateway.northbound.http.response_cache import CACHE_KEY, ResponseCache, cached
 
 
 class Gateway:
-    """What the test sources read: a counter and a replaceable object."""
+    """Stands in for the app's ``ApiDeps``: what the test sources read, a counter and a
+    replaceable object."""
 
     def __init__(self) -> None:
         self.counter = 0
@@ -23,17 +24,17 @@ class Gateway:
         self.calls = 0
 
 
-def counter(ctx) -> tuple:
-    return (ctx.extras["gw"].counter,)
+def counter(deps: Gateway) -> tuple:
+    return (deps.counter,)
 
 
-def results(ctx) -> tuple:
-    return (ctx.extras["gw"].results,)
+def results(deps: Gateway) -> tuple:
+    return (deps.results,)
 
 
 async def start(gw: Gateway, routes: dict, cache: ResponseCache | None = None) -> TestClient:
     app = web.Application()
-    app[CTX_KEY] = SimpleNamespace(extras={"gw": gw})
+    app[DEPS_KEY] = gw
     app[CACHE_KEY] = cache if cache is not None else ResponseCache()
     for path, handler in routes.items():
         app.router.add_get(path, handler)

@@ -12,8 +12,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from drivers.quality import Quality, Reason
 from gateway.ingest.live_cache import LiveCache
-from gateway.northbound.http.deps import CTX_KEY
+from gateway.northbound.http.deps import DEPS_KEY, ApiDeps
 from gateway.northbound.http.tags import get_live_tags
+from gateway.settings import GatewaySettings
 from plant.catalog import Catalog
 from plant.load import load_plant
 
@@ -23,8 +24,10 @@ SCAN_TS = 1_764_168_000.123456
 
 async def live_rows(catalog: Catalog, live: LiveCache) -> list[dict]:
     app = web.Application()
-    app[CTX_KEY] = SimpleNamespace(catalog=catalog, settings=None, extras={},
-                                   pipeline=SimpleNamespace(live=live, accepted_batches=1))
+    # The route reads only the pipeline's live cache (and the cache its scan counter).
+    pipeline = SimpleNamespace(live=live, accepted_batches=1)
+    app[DEPS_KEY] = ApiDeps(settings=GatewaySettings(), catalog=catalog, pipeline=pipeline,
+                            store=None, started_at=0.0)
     response = await get_live_tags(make_mocked_request("GET", "/api/tags/live", app=app))
     return json.loads(response.body)
 

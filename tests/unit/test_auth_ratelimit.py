@@ -2,7 +2,7 @@
 
 import pytest
 
-from gateway.northbound.http.auth import LoginThrottle, TokenBuckets
+from gateway.services.accounts.throttle import LoginThrottle, TokenBuckets
 
 
 class Clock:

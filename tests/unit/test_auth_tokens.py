@@ -7,14 +7,9 @@ import stat
 import jwt
 import pytest
 
-from gateway.northbound.http.auth import (
-    KEY_FILE,
-    TokenError,
-    TokenSigner,
-    load_signing_key,
-    reads_need_token,
-)
-from gateway.services.users import Role, User
+from gateway.services.accounts.service import reads_need_token
+from gateway.services.accounts.tokens import KEY_FILE, TokenError, TokenSigner, load_signing_key
+from gateway.services.accounts.users import Role, User
 from gateway.settings import AuthSettings, GatewaySettings
 
 KEY = b"k" * 32

@@ -5,7 +5,7 @@ import stat
 import pytest
 from argon2 import PasswordHasher
 
-from gateway.services.users import (
+from gateway.services.accounts.users import (
     LastAdmin,
     Role,
     UserExists,

@@ -18,8 +18,9 @@ from analytics.pdm.features import (
     resample,
     rolling_stats,
 )
-from analytics.pdm.signals import EquipmentType, Signal, equipment_signals, model_signals
+from analytics.pdm.signals import Signal, equipment_signals, model_signals
 from plant.load import load_plant
+from plant.schema import EquipmentType
 from simulator.training import run_to_failure
 
 PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")

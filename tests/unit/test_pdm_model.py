@@ -15,8 +15,8 @@ from analytics.pdm.evaluate import evaluate
 from analytics.pdm.features import feature_names
 from analytics.pdm.model import TrainOptions, save, train_type
 from analytics.pdm.predict import Direction, PredictionLevel, load_models, predict_equipment
-from analytics.pdm.signals import EquipmentType
 from plant.load import load_plant
+from plant.schema import EquipmentType
 from simulator.training import run_to_failure
 
 PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")

@@ -31,11 +31,12 @@ from aiohttp import web
 
 from analytics.alarm_lifecycle import AlarmError
 from analytics.alarm_types import Alarm, AlarmKind, AlarmState, AlarmTransition, Severity
-from gateway.northbound.http.auth import Role, current_user, require_role
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.auth import current_user, require_role
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.errors import error
+from gateway.services.accounts.users import Role
 from gateway.services.alarms.journal import MAX_QUERY_ROWS, JournalFilter
-from gateway.services.alarms.service import SERVICE_NAME, AlarmService
+from gateway.services.alarms.service import AlarmService
 
 DEFAULT_JOURNAL_LIMIT = 100
 DEFAULT_KPI_WINDOW_S = 86400.0
@@ -167,7 +168,7 @@ def _single(chosen: set[Any] | None, name: str) -> Any:
 # --------------------------------------------------------------------------- reads
 
 def _service(request: web.Request) -> AlarmService:
-    service = ctx_of(request).extras.get(SERVICE_NAME)
+    service = deps_of(request).alarms
     if service is None:
         raise web.HTTPServiceUnavailable(reason="the alarm service is not running")
     return service
@@ -175,13 +176,13 @@ def _service(request: web.Request) -> AlarmService:
 
 async def get_alarms(request: web.Request) -> web.Response:
     """Active alarms (every point not NORMAL), filtered."""
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     service = _service(request)
     try:
         severity = _choices(request, "severity", _SEVERITIES)
         state = _choices(request, "state", _STATES)
-        units = _ids(request, "unit_id", {u.id for u in ctx.catalog.plant.units})
-        sources = set(ctx.catalog.index) | {d.id for d in ctx.settings.devices}
+        units = _ids(request, "unit_id", {u.id for u in deps.catalog.plant.units})
+        sources = set(deps.catalog.index) | {d.id for d in deps.settings.devices}
         tags = _ids(request, "tag_id", sources)
     except BadParameter as exc:
         return error(400, str(exc))

@@ -14,10 +14,10 @@ import math
 
 from aiohttp import web
 
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.errors import error
 from gateway.services.analytics.run import PLANT_ID
-from gateway.services.analytics.service import SERVICE_NAME, AnalyticsService
+from gateway.services.analytics.service import AnalyticsService
 
 DEFAULT_HOURS = 24.0
 MAX_HOURS = 24.0 * 366
@@ -26,10 +26,6 @@ HOUR_S = 3600.0
 
 class BadQuery(Exception):
     """A query parameter is invalid; the message names it."""
-
-
-def _service(request: web.Request) -> AnalyticsService | None:
-    return ctx_of(request).extras.get(SERVICE_NAME)
 
 
 def _hours(request: web.Request) -> float:
@@ -49,7 +45,7 @@ def _unit_id(request: web.Request, allow_plant: bool) -> str | None:
     unit_id = request.query.get("unit_id") or None
     if unit_id is None:
         return None
-    known = {u.id for u in ctx_of(request).catalog.plant.units}
+    known = {u.id for u in deps_of(request).catalog.plant.units}
     if allow_plant:
         known.add(PLANT_ID)
     if unit_id not in known:
@@ -65,7 +61,7 @@ def _unavailable() -> web.Response:
 def _guarded(handler):
     """Answer 503 without the service and 400 on a bad query parameter."""
     async def guarded(request: web.Request) -> web.Response:
-        service = _service(request)
+        service = deps_of(request).analytics
         if service is None or service.results is None:
             return _unavailable()
         try:

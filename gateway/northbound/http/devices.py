@@ -17,7 +17,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.health import device_report
 from gateway.northbound.http.openapi import InvalidInput, Operation, add, respond
 from gateway.northbound.http.response_cache import cached
@@ -45,13 +45,13 @@ class DeviceState(BaseModel):
 @cached(sources.catalog, sources.scans, sources.clock_second)
 async def get_devices(request: web.Request) -> web.Response:
     return respond([DeviceState.model_validate(d)
-                    for d in device_report(ctx_of(request), time.time())])
+                    for d in device_report(deps_of(request), time.time())])
 
 
 @cached(sources.catalog, sources.scans, sources.clock_second)
 async def get_device(request: web.Request) -> web.Response:
     device_id = request.match_info["device_id"]
-    for d in device_report(ctx_of(request), time.time()):
+    for d in device_report(deps_of(request), time.time()):
         if d["id"] == device_id:
             return respond(DeviceState.model_validate(d))
     raise InvalidInput(404, f"no device '{device_id}'")

@@ -1,4 +1,9 @@
-"""GET /health: is the gateway doing its job, per device, with counters."""
+"""GET /health: is the gateway doing its job, per device, with counters.
+
+:func:`gateway_status` is the same verdict in a few figures, for other northbound interfaces
+(the OPC-UA server's ``Gateway`` folder): the daemon hands them a callable over it, so they
+need not import the HTTP layer.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from enum import StrEnum
 
 from aiohttp import web
 
-from gateway.northbound.http.deps import GatewayContext, ctx_of
+from gateway.northbound.http.deps import ApiDeps, deps_of
 from gateway.northbound.http.openapi import respond
 
 # A device whose last good scan is older than this many of its scan intervals is not current.
@@ -31,10 +36,11 @@ def _as_dict(stats) -> dict:
     return {k: v for k, v in dict(stats).items() if isinstance(v, (int, float, str, bool, dict, type(None)))}
 
 
-def device_report(ctx: GatewayContext, now: float) -> list[dict]:
-    pipeline = ctx.pipeline
+def device_report(deps: ApiDeps, now: float) -> list[dict]:
+    """Each configured device: connected, current, scan counters and its driver's stats."""
+    pipeline = deps.pipeline
     out = []
-    for device in ctx.settings.devices:
+    for device in deps.settings.devices:
         driver = pipeline.drivers[device.id]
         dstats = pipeline.device_stats[device.id]
         groups = [p for p in pipeline.plans.values() if p.group.device == device.id]
@@ -60,35 +66,52 @@ def device_report(ctx: GatewayContext, now: float) -> list[dict]:
     return out
 
 
-def overall(devices: list[dict], ctx: GatewayContext) -> tuple[Health, list[str]]:
+def overall(devices: list[dict], deps: ApiDeps) -> tuple[Health, list[str]]:
+    """The verdict over ``devices`` (:func:`device_report`), the store and the services'
+    health checks, with the reasons for anything short of healthy."""
     reasons = []
-    if ctx.pipeline.last_store_error:
-        return Health.UNHEALTHY, [f"embedded store: {ctx.pipeline.last_store_error}"]
+    if deps.pipeline.last_store_error:
+        return Health.UNHEALTHY, [f"embedded store: {deps.pipeline.last_store_error}"]
     down = [d["id"] for d in devices if d["state"] != "connected" or not d["current"]]
     if devices and len(down) == len(devices):
         return Health.UNHEALTHY, [f"no device is delivering data: {', '.join(down)}"]
     if down:
         reasons.append(f"devices not delivering data: {', '.join(down)}")
-    for name, check in ctx.extras.get("health_checks", {}).items():
+    for name, check in deps.health_checks.items():
         problem = check()
         if problem:
             reasons.append(f"{name}: {problem}")
     return (Health.DEGRADED if reasons else Health.HEALTHY), reasons
 
 
+def gateway_status(deps: ApiDeps, now: float) -> dict:
+    """The verdict and the main counters at ``now`` (epoch seconds): ``status`` (a
+    :class:`Health` word), ``reasons``, ``devices_connected``, ``devices``,
+    ``accepted_batches``, ``accepted_values``, ``uptime_s``."""
+    devices = device_report(deps, now)
+    status, reasons = overall(devices, deps)
+    pipeline = deps.pipeline
+    return {
+        "status": status.value, "reasons": reasons,
+        "devices_connected": sum(1 for d in devices if d["state"] == "connected"),
+        "devices": len(devices), "accepted_batches": pipeline.accepted_batches,
+        "accepted_values": pipeline.accepted_values, "uptime_s": now - deps.started_at,
+    }
+
+
 async def get_health(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     now = time.time()
-    devices = device_report(ctx, now)
-    status, reasons = overall(devices, ctx)
-    p = ctx.pipeline
+    devices = device_report(deps, now)
+    status, reasons = overall(devices, deps)
+    p = deps.pipeline
     body = {
         "status": status.value,
         "reasons": reasons,
-        "gateway_id": ctx.settings.gateway_id,
-        "site": ctx.settings.site,
+        "gateway_id": deps.settings.gateway_id,
+        "site": deps.settings.site,
         "timestamp": now,
-        "uptime_s": round(now - ctx.started_at, 1),
+        "uptime_s": round(now - deps.started_at, 1),
         "devices": devices,
         "counters": {
             "accepted_batches": p.accepted_batches,
@@ -98,7 +121,7 @@ async def get_health(request: web.Request) -> web.Response:
             "store_errors": p.store_errors,
         },
     }
-    for name, report in ctx.extras.get("health_sections", {}).items():
+    for name, report in deps.health_sections.items():
         body[name] = report()
     return respond(body, status=503 if status is Health.UNHEALTHY else 200)
 

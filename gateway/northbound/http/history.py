@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from drivers.quality import Quality
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import InvalidInput, Operation, QueryModel, add, query_of, respond
 from gateway.northbound.http.response_cache import cached
 
@@ -86,9 +86,9 @@ def _num(x: float) -> float | None:
 
 @cached(sources.catalog, sources.scans, sources.clock_second)
 async def get_history(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     tag_id = request.match_info["tag_id"]
-    index = ctx.catalog.index.get(tag_id)
+    index = deps.catalog.index.get(tag_id)
     if index is None:
         raise InvalidInput(404, f"no tag '{tag_id}'")
     query: HistoryQuery = query_of(request)
@@ -99,7 +99,7 @@ async def get_history(request: web.Request) -> web.Response:
         raise InvalidInput(400, "start: must be before end")
     if end - start > MAX_SPAN_S:
         raise InvalidInput(400, f"start: the range may span at most {MAX_SPAN_S / 86400:g} days")
-    h = await ctx.store.history(index, start, end, query.max_points)
+    h = await deps.store.history(index, start, end, query.max_points)
     ts, values, quality = h.source_ts.tolist(), h.values.tolist(), h.quality.tolist()
     extra = ([a.tolist() for a in (h.minimum, h.mean, h.maximum, h.count)]
              if h.downsampled else None)
@@ -117,7 +117,7 @@ async def get_history(request: web.Request) -> web.Response:
             point.count = int(extra[3][k])
         points.append(point)
     return respond(TagHistoryAnswer(
-        tag_id=tag_id, engineering_units=ctx.catalog.tags[index].engineering_units,
+        tag_id=tag_id, engineering_units=deps.catalog.tags[index].engineering_units,
         start=datetime.fromtimestamp(start, UTC), end=datetime.fromtimestamp(end, UTC),
         downsampled=h.downsampled, points=points))
 

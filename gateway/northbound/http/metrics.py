@@ -14,15 +14,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from drivers.quality import Quality, Reason
-from gateway.northbound.http.deps import CTX_KEY, GatewayContext
+from gateway.northbound.http.deps import DEPS_KEY, ApiDeps
 
 
 class GatewayCollector:
-    def __init__(self, ctx: GatewayContext):
-        self.ctx = ctx
+    """The pipeline's counters, then each service's metric families (``deps.metrics``)."""
+
+    def __init__(self, deps: ApiDeps):
+        self.deps = deps
 
     def collect(self):
-        p = self.ctx.pipeline
+        p = self.deps.pipeline
         now = time.time()
         values = CounterMetricFamily("refineryiq_values", "Values accepted into the store", labels=["device"])
         rate = GaugeMetricFamily("refineryiq_values_per_second", "Accepted values/s over 10 s", labels=["device"])
@@ -61,8 +63,8 @@ class GatewayCollector:
         errors = CounterMetricFamily("refineryiq_store_errors", "Embedded store write failures")
         errors.add_metric([], p.store_errors)
         yield errors
-        for fn in self.ctx.extras.get("metrics", {}).values():
-            yield from fn()
+        for families in self.deps.metrics.values():
+            yield from families()
 
 
 async def get_metrics(request: web.Request) -> web.Response:
@@ -76,6 +78,6 @@ REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("metrics_registry")
 
 def setup(app: web.Application) -> None:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(GatewayCollector(app[CTX_KEY]))
+    registry.register(GatewayCollector(app[DEPS_KEY]))
     app[REGISTRY_KEY] = registry
     app.router.add_get("/metrics", get_metrics)

@@ -26,8 +26,9 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import to_json
 
-from gateway.northbound.http.auth import Role, public, require_role
+from gateway.northbound.http.auth import public, require_role
 from gateway.northbound.http.errors import error
+from gateway.services.accounts.users import Role
 
 API_TITLE = "RefineryIQ Edge API"
 API_VERSION = "1.0"

@@ -15,11 +15,10 @@ from datetime import date
 from aiohttp import web
 from pydantic import Field, field_validator
 
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import InvalidInput, QueryModel, query_of
 from gateway.services.reports.generate import RenderedReport, ReportError, generate, today
 from gateway.services.reports.model import ReportFormat
-from gateway.services.reports.service import SERVICE_NAME, ReportService
 from gateway.services.reports.sources import ReportSources
 
 
@@ -41,19 +40,18 @@ class DailyReportQuery(QueryModel):
 
 
 async def _render(request: web.Request, day: date, fmt: ReportFormat) -> RenderedReport:
-    ctx = ctx_of(request)
-    service: ReportService | None = ctx.extras.get(SERVICE_NAME)
-    if service is not None:
-        return await service.render(day, fmt)
+    deps = deps_of(request)
+    if deps.reports is not None:
+        return await deps.reports.render(day, fmt)
     # Without the service (an app built for tests): open the stores for this one report.
-    async with ReportSources(ctx.settings.state_dir, [t.id for t in ctx.catalog.tags]) as sources:
-        return await generate(sources, ctx.settings, ctx.catalog, day, fmt)
+    async with ReportSources(deps.settings.state_dir, [t.id for t in deps.catalog.tags]) as sources:
+        return await generate(sources, deps.settings, deps.catalog, day, fmt)
 
 
 async def get_daily(request: web.Request) -> web.Response:
     """GET /api/reports/daily: the report of a plant day as HTML, PDF or XLSX."""
     query: DailyReportQuery = query_of(request)
-    settings = ctx_of(request).settings
+    settings = deps_of(request).settings
     day = date.fromisoformat(query.date) if query.date else today(settings, time.time())
     try:
         rendered = await _render(request, day, query.format)

@@ -41,8 +41,7 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from gateway.northbound.http.compat.common import ALARMS, ANALYTICS, INVENTORY, MAINTENANCE
-from gateway.northbound.http.deps import GatewayContext, ctx_of
+from gateway.northbound.http.deps import ApiDeps, deps_of
 
 __all__ = ["MAX_BYTES", "CACHE_KEY", "ResponseCache", "cached", "catalog", "scans",
            "analytics_latest", "analytics_rows", "alarms", "inventory", "predictions",
@@ -54,62 +53,62 @@ HOUR_S = 3600.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 H = TypeVar("H", bound=Handler)
-Source = Callable[[GatewayContext], tuple[Any, ...]]
+Source = Callable[[ApiDeps], tuple[Any, ...]]
 
 
 # --------------------------------------------------------------------------- sources
 
 
-def catalog(ctx: GatewayContext) -> tuple[Any, ...]:
+def catalog(deps: ApiDeps) -> tuple[Any, ...]:
     """The catalog and the settings, both replaced on reload."""
-    return ctx.catalog, ctx.settings
+    return deps.catalog, deps.settings
 
 
-def scans(ctx: GatewayContext) -> tuple[Any, ...]:
+def scans(deps: ApiDeps) -> tuple[Any, ...]:
     """The live cache and the embedded store: ``accepted_batches`` grows once a scan is in
     both (the live cache object itself is replaced on reload)."""
-    pipeline = ctx.pipeline
+    pipeline = deps.pipeline
     return pipeline.live, pipeline.accepted_batches
 
 
-def analytics_latest(ctx: GatewayContext) -> tuple[Any, ...]:
+def analytics_latest(deps: ApiDeps) -> tuple[Any, ...]:
     """The latest analytics results (a new object after every run)."""
-    analytics = ctx.extras.get(ANALYTICS)
+    analytics = deps.analytics
     return (None if analytics is None else analytics.latest,)
 
 
-def analytics_rows(ctx: GatewayContext) -> tuple[Any, ...]:
+def analytics_rows(deps: ApiDeps) -> tuple[Any, ...]:
     """The stored analytics rows and the clock hour of the analytics clock (hourly rows and
     24 h trends move on with the hour)."""
-    analytics = ctx.extras.get(ANALYTICS)
+    analytics = deps.analytics
     if analytics is None or analytics.results is None:
         return None, 0, 0
     results = analytics.results
     return results, results.version, int(analytics.clock() // HOUR_S)
 
 
-def alarms(ctx: GatewayContext) -> tuple[Any, ...]:
+def alarms(deps: ApiDeps) -> tuple[Any, ...]:
     """Standing alarms (``seq`` grows with every transition) and the journal (``transitions``
     grows once they are journaled, ``trimmed`` once the retention deleted some); the engine is
     replaced on reload."""
-    service = ctx.extras.get(ALARMS)
+    service = deps.alarms
     if service is None or service.engine is None:
         return None, 0, 0, 0
     return service.engine, service.engine.seq, service.transitions, service.trimmed
 
 
-def inventory(ctx: GatewayContext) -> tuple[Any, ...]:
+def inventory(deps: ApiDeps) -> tuple[Any, ...]:
     """The inventory items (``version`` grows with every write)."""
-    store = ctx.extras.get(INVENTORY)
+    store = deps.inventory
     return (None, 0) if store is None else (store, store.version)
 
 
-def predictions(ctx: GatewayContext) -> tuple[Any, ...]:
+def predictions(deps: ApiDeps) -> tuple[Any, ...]:
     """The PdM service's predictions mapping (replaced by every prediction run)."""
-    return (getattr(ctx.extras.get(MAINTENANCE), "predictions", None),)
+    return (getattr(deps.maintenance, "predictions", None),)
 
 
-def clock_second(ctx: GatewayContext) -> tuple[Any, ...]:
+def clock_second(deps: ApiDeps) -> tuple[Any, ...]:
     """The current second: answers about "now" (last 24 h, today, the last hour) are
     recomputed at least once a second."""
     return (int(time.time()),)
@@ -205,8 +204,8 @@ def cached(*sources: Source) -> Callable[[H], H]:
             cache = request.app.get(CACHE_KEY)
             if cache is None or request.method not in ("GET", "HEAD"):
                 return await handler(request)
-            ctx = ctx_of(request)
-            tokens = tuple(token for source in sources for token in source(ctx))
+            deps = deps_of(request)
+            tokens = tuple(token for source in sources for token in source(deps))
             return await cache.serve(request.raw_path, tokens, handler, request)
         return serve  # type: ignore[return-value]
     return decorate

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from drivers.quality import Quality, Reason
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import respond
 from gateway.northbound.http.response_cache import cached
 
@@ -28,8 +28,8 @@ def quality_word(code: int) -> str:
 @cached(sources.catalog, sources.scans)
 async def get_live_tags(request: web.Request) -> web.Response:
     """GET /api/tags/live: every catalog tag's newest value, quality and source time."""
-    ctx = ctx_of(request)
-    live = ctx.pipeline.live
+    deps = deps_of(request)
+    live = deps.pipeline.live
     values = live.values.tolist()
     quality = live.quality.tolist()
     reason = live.reason.tolist()
@@ -40,7 +40,7 @@ async def get_live_tags(request: web.Request) -> web.Response:
     reason_text = {r: Reason(r).name.lower() if r else None for r in set(reason)}
     stamps = {ts: iso(ts) for ts in set(source_ts)}
     out = []
-    for i, tag in enumerate(ctx.catalog.tags):
+    for i, tag in enumerate(deps.catalog.tags):
         value = values[i]
         out.append({
             "tag_id": tag.id,

@@ -101,6 +101,12 @@ class MqttPublisher:
         """Alarm messages stored and not yet acknowledged by the broker."""
         return self._outbox.depth
 
+    def status(self) -> dict[str, Any]:
+        """The ``mqtt`` part of /health."""
+        return {"state": "connected" if self.connected else "disconnected",
+                "outbox_depth": self.outbox_depth, "published": self.published,
+                "acked": self.acked, "values_published": self.values_published}
+
     async def max_seq(self) -> int:
         """Highest alarm ``seq`` ever queued (feed it to ``AlarmEngine.restore(min_seq=...)``)."""
         return await self._outbox.max_seq()

@@ -29,6 +29,9 @@ changing only the value, status and timestamps (a new DataValue and
 ``write_attribute_value`` per node cost several times as much). A node with datachange
 callbacks gets a new DataValue and its callbacks are run, as ``write_attribute_value`` does,
 because asyncua's monitored items compare against the previous DataValue object.
+
+One cohesive thing, kept in one module (~420 lines): the builder of the whole address space
+and the fast value writes into the nodes it built share their node tables.
 """
 
 from __future__ import annotations

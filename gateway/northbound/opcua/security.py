@@ -4,7 +4,7 @@
 - ``Basic256Sha256``: SignAndEncrypt only, with the gateway's own self-signed certificate,
   generated on first use into ``<state_dir>/pki/server/`` (key readable by the owner only);
   clients log in with a username and password from ``opcua_server.users``, whose passwords
-  are stored as argon2 hashes. Print a hash with ``python -m gateway.opcua_server_security``.
+  are stored as argon2 hashes. Print a hash with ``python -m gateway.northbound.opcua.security``.
 
 asyncua asks the user manager synchronously, so an argon2 check runs on the OPC-UA
 server's own thread (see gateway/northbound/opcua/service.py), never on the ingestion loop; argon2-cffi

@@ -32,26 +32,25 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 from asyncua import ua
 
 from analytics.alarm_types import Alarm, AlarmTransition
 from drivers.batch import Batch
+from gateway.ingest.live_cache import LiveCache
 from gateway.northbound.opcua.address_space import GATEWAY_FIGURES, HEALTH_FIGURES, KPI_FIGURES
 from gateway.northbound.opcua.runtime import ChangeSource, Figures, NorthboundServer, ServerThread
 from gateway.runtime.logs import get_logger
+from gateway.services.base import Tasks
 from gateway.settings import OpcUaServerSettings
-
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+from plant.catalog import Catalog
 
 log = get_logger("gateway.northbound.opcua.service")
 
 SERVICE_NAME = "opcua_server"
-ALARMS_SERVICE = "alarms"
-ANALYTICS_SERVICE = "analytics"
 PLANT_ROW = "PLANT"
 
 
@@ -60,40 +59,43 @@ class OpcUaServerService:
 
     name = SERVICE_NAME
 
-    def __init__(self, settings: OpcUaServerSettings | None = None):
+    def __init__(self, settings: OpcUaServerSettings, catalog: Catalog, live: LiveCache,
+                 state_dir: Path, tasks: Tasks, gateway_status: Callable[[], dict[str, Any]],
+                 analytics: Any = None, alarms: Any = None):
+        """``gateway_status`` gives the Gateway folder's figures (status, reasons, device and
+        value counts, uptime: ``gateway.northbound.http.health.gateway_status``);
+        ``analytics`` (its ``latest`` results) and ``alarms`` (its ``active()`` list) are read
+        for the KPI, health and alarm figures when those services run."""
         self.settings = settings
+        self.catalog = catalog
+        self.live = live
+        self.state_dir = state_dir
+        self.tasks = tasks
+        self.gateway_status = gateway_status
+        self.analytics = analytics
+        self.alarms = alarms
         self.server: NorthboundServer | None = None
         self.changes: ChangeSource | None = None
         self._thread: ServerThread | None = None
-        self._gateway: Any = None
         self._handoff_errors = 0
         self.error: str | None = None
         self.ready = False
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, gateway: Gateway) -> None:
-        """Start the server thread (which builds the address space and listens), attach the
-        sink, the alarm listener and the summary task. Returns without waiting for the server:
-        /health shows ``opcua_server.state`` starting → serving (or failed)."""
-        self._gateway = gateway
-        settings = self.settings = self.settings or gateway.settings.opcua_server
-        self.changes = ChangeSource(gateway.pipeline.live)
-        self.server = NorthboundServer(settings, gateway.catalog, self.changes,
-                                       gateway.settings.state_dir)
+    async def start(self) -> None:
+        """Start the server thread (which builds the address space and listens) and the
+        summary task. Returns without waiting for the server: /health shows
+        ``opcua_server.state`` starting → serving (or failed). The daemon attaches
+        :meth:`on_batches` as a pipeline sink and :meth:`on_transitions` as an alarm listener."""
+        self.changes = ChangeSource(self.live)
+        self.server = NorthboundServer(self.settings, self.catalog, self.changes, self.state_dir)
         self._thread = ServerThread()
         self._thread.start()
-        extras = gateway.context.extras
-        extras.setdefault("health_sections", {})[SERVICE_NAME] = self.health
-        extras.setdefault("health_checks", {})[SERVICE_NAME] = self.problem
         # Building the address space takes seconds at 10,000 tags (asyncua adds nodes one by
         # one): it runs on the server's thread while the daemon starts scanning.
         self._thread.post(self._serve(), self._start_failed)
-        gateway.pipeline.sinks.append(self.on_batches)
-        alarms = gateway.context.extras.get(ALARMS_SERVICE)
-        if alarms is not None and hasattr(alarms, "listeners"):
-            alarms.listeners.append(self.on_transitions)
-        gateway.supervisor.start(f"{SERVICE_NAME}:summary", self._summary_loop)
+        self.tasks.start(f"{SERVICE_NAME}:summary", self._summary_loop)
 
     async def _serve(self) -> None:
         """Start the server (on its own loop); ``ready`` once it listens."""
@@ -101,7 +103,7 @@ class OpcUaServerService:
         await self.server.start()
         self.ready = True
         log.info("opcua server listening", endpoint=self.server.endpoint,
-                 security=self.settings.security.value, tags=len(self._gateway.catalog))
+                 security=self.settings.security.value, tags=len(self.catalog))
 
     def _start_failed(self, exc: BaseException) -> None:
         # Ingestion goes on without the northbound server (e.g. its port is taken);
@@ -159,34 +161,18 @@ class OpcUaServerService:
 
     def figures(self) -> Figures:
         """The current figures by address-space path (see opcua_server_space)."""
-        extras = self._gateway.context.extras
         out: Figures = {}
-        analytics = extras.get(ANALYTICS_SERVICE)
-        latest = getattr(analytics, "latest", None)
+        latest = getattr(self.analytics, "latest", None)
         if latest is not None:
             out.update(kpi_figures(latest.kpis))
             out.update(health_figures(latest.equipment))
         out.update(self._gateway_figures())
-        alarms = extras.get(ALARMS_SERVICE)
-        if alarms is not None:
-            out.update(alarm_figures(alarms.active()))
+        if self.alarms is not None:
+            out.update(alarm_figures(self.alarms.active()))
         return out
 
     def _gateway_figures(self) -> Figures:
-        from gateway.northbound.http.health import device_report, overall
-
-        gateway = self._gateway
-        ctx = gateway.context
-        now = time.time()
-        devices = device_report(ctx, now)
-        status, reasons = overall(devices, ctx)
-        pipeline = gateway.pipeline
-        values = {
-            "status": status.value, "reasons": reasons,
-            "devices_connected": sum(1 for d in devices if d["state"] == "connected"),
-            "devices": len(devices), "accepted_batches": pipeline.accepted_batches,
-            "accepted_values": pipeline.accepted_values, "uptime_s": now - ctx.started_at,
-        }
+        values = self.gateway_status()
         return {("Gateway", k): (v, GATEWAY_FIGURES[k]) for k, v in values.items()}
 
     # ------------------------------------------------------------------ reporting

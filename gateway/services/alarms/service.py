@@ -1,7 +1,7 @@
 """The alarm service: runs the alarm engine on every accepted scan, journals each transition
 and hands it to MQTT; keeps alarm state across restarts.
 
-Wiring (see :mod:`gateway.services.base`): a pipeline sink evaluates each accepted Batch
+Wiring (see :mod:`gateway.daemon`): as the pipeline's ``alarms`` sink it evaluates each accepted Batch
 (``AlarmEngine.process``), a supervised task ticks the engine's timers once a second and
 reports each device's connection, and the engine's snapshot is persisted in the embedded store
 (``alarms.snapshot``) when it changed and at stop. Operator actions (acknowledge, shelve,
@@ -19,21 +19,23 @@ import asyncio
 import json
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from analytics.alarm_config import AlarmConfig
 from analytics.alarm_kpis import alarm_kpis
 from analytics.alarm_types import Alarm, AlarmState, AlarmTransition, Severity
 from analytics.alarms import SNAPSHOT_VERSION, AlarmEngine
 from drivers.batch import Batch
-from gateway.northbound.mqtt.publisher import MqttPublisher
 from gateway.runtime.logs import get_logger
-from gateway.services.alarms.journal import JOURNAL_FILE, AlarmJournal, JournalFilter
+from gateway.services.alarms.journal import AlarmJournal, JournalFilter
+from gateway.services.base import Tasks
+from plant.catalog import Catalog
 
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+DeviceConnections = Callable[[], Iterable[tuple[str, bool]]]  # (device id, connected)
 
 log = get_logger("gateway.alarms")
 
@@ -42,9 +44,26 @@ SNAPSHOT_KEY = "alarms.snapshot"
 TICK_S = 1.0
 PERSIST_EVERY_S = 5.0
 JOURNAL_RETENTION_EVERY_S = 3600.0
-MQTT_STOP_DEADLINE_S = 3.0
 
 TransitionListener = Callable[[list[AlarmTransition]], Awaitable[None]]
+
+
+class AlarmOutbox(Protocol):
+    """Where transitions leave the gateway durably (the MQTT publisher's outbox)."""
+
+    async def publish_transitions(self, transitions: Iterable[AlarmTransition]) -> None: ...
+
+    async def max_seq(self) -> int: ...
+
+    def status(self) -> dict[str, Any]: ...
+
+
+class StateStore(Protocol):
+    """Where the engine's snapshot survives a restart (the embedded store's state table)."""
+
+    async def get_state(self, key: str) -> str | None: ...
+
+    async def put_state(self, key: str, value: str) -> None: ...
 
 
 class AlarmService:
@@ -57,89 +76,83 @@ class AlarmService:
 
     name = SERVICE_NAME
 
-    def __init__(self, clock: Callable[[], float] = time.time, tick_s: float = TICK_S,
-                 persist_every_s: float = PERSIST_EVERY_S,
-                 mqtt_client_id: str | None = None):
+    def __init__(self, config: AlarmConfig, catalog: Catalog, state: StateStore,
+                 journal_path: Path, journal_retention_s: float, tasks: Tasks,
+                 devices: DeviceConnections, publisher: AlarmOutbox | None = None,
+                 clock: Callable[[], float] = time.time, tick_s: float = TICK_S,
+                 persist_every_s: float = PERSIST_EVERY_S):
+        self.config = config
+        self.catalog = catalog
+        self.state = state
+        self.tasks = tasks
+        self.devices = devices
+        self.publisher = publisher
         self.clock = clock
         self.tick_s = tick_s
         self.persist_every_s = persist_every_s
-        self.mqtt_client_id = mqtt_client_id
-        self.listeners: list[TransitionListener] = []
+        self.listeners: dict[str, TransitionListener] = {}
         self.engine: AlarmEngine | None = None
-        self.journal: AlarmJournal | None = None
-        self.publisher: MqttPublisher | None = None
+        self.journal = AlarmJournal(journal_path, retention_s=journal_retention_s)
         self.transitions = 0
         self.trimmed = 0  # journal rows deleted by the retention (answers that listed them are stale)
         self.activations = 0
-        self._gateway: Any = None
         self._persisted_seq = -1
         self._persisted_at = float("-inf")
         self._retention_at = float("-inf")
         self._lock = asyncio.Lock()
 
+    def add_listener(self, name: str, listener: TransitionListener) -> None:
+        """``listener`` receives every list of transitions after it is journaled."""
+        self.listeners[name] = listener
+
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self, gateway: Gateway) -> None:
-        """Open the journal and MQTT, restore the engine, attach the sink and the ticker."""
-        self._gateway = gateway
-        settings = gateway.settings
-        self.journal = AlarmJournal(settings.state_dir / JOURNAL_FILE,
-                                    retention_s=settings.store.retention_days * 86400)
+    async def start(self) -> None:
+        """Open the journal, restore the engine, start the ticker. The publisher (when MQTT is
+        on) must already be started: its outbox holds the highest sequence number sent."""
         await self.journal.open()
-        kwargs: dict[str, Any] = {"values": settings.mqtt.values}
-        if self.mqtt_client_id is not None:
-            kwargs["client_id"] = self.mqtt_client_id
-        self.publisher = MqttPublisher.from_settings(settings, **kwargs)
-        if self.publisher is not None:
-            await self.publisher.start()
         self.engine = await self._restore_engine()
         self._persisted_seq = self.engine.seq
-        gateway.pipeline.sinks.append(self.on_batches)
-        gateway.supervisor.start(f"{SERVICE_NAME}:tick", self._tick_loop)
-        self._register_sections(gateway)
+        self.tasks.start(f"{SERVICE_NAME}:tick", self._tick_loop)
         log.info("alarm service started", seq=self.engine.seq,
                  standing=len(self.engine.active()), mqtt=self.publisher is not None)
 
     async def _restore_engine(self) -> AlarmEngine:
-        gateway = self._gateway
-        config = gateway.settings.alarms
         min_seq = await self.journal.max_seq()
         if self.publisher is not None:
             min_seq = max(min_seq, await self.publisher.max_seq())
-        raw = await gateway.store.get_state(SNAPSHOT_KEY)
+        raw = await self.state.get_state(SNAPSHOT_KEY)
         if raw is not None:
             try:
-                return AlarmEngine.restore(gateway.catalog, config, json.loads(raw), min_seq)
+                return AlarmEngine.restore(self.catalog, self.config, json.loads(raw), min_seq)
             except (ValueError, KeyError, TypeError) as exc:
                 log.error("alarm snapshot unusable; starting with no standing alarms",
                           error=f"{type(exc).__name__}: {exc}")
-        return AlarmEngine.restore(gateway.catalog, config, _empty_snapshot(), min_seq)
+        return AlarmEngine.restore(self.catalog, self.config, _empty_snapshot(), min_seq)
 
-    async def reload(self, settings: Any, catalog: Any) -> None:
+    async def reload(self, settings: Any, catalog: Catalog) -> None:
         """SIGHUP: carry the alarm state over to the new catalog and ``[alarms]`` settings.
 
         The snapshot names tags by id, so tags that moved keep their alarms and tags that were
         removed drop theirs. MQTT and journal settings take effect at the next restart.
         """
         engine = self._engine()
+        self.config, self.catalog = settings.alarms, catalog
         self.engine = AlarmEngine.restore(catalog, settings.alarms, engine.snapshot(), engine.seq)
         await self.persist(force=True)
         log.info("alarm engine reloaded", tags=len(catalog), standing=len(self.engine.active()))
 
     async def stop(self) -> None:
-        """Persist the snapshot, flush MQTT (bounded), close the journal."""
+        """Persist the snapshot and close the journal (the daemon stops MQTT afterwards)."""
         if self.engine is not None:
             await self.persist(force=True)
-        if self.publisher is not None:
-            await self.publisher.stop(deadline_s=MQTT_STOP_DEADLINE_S)
-        if self.journal is not None:
-            await self.journal.close()
+        await self.journal.close()
         log.info("alarm service stopped", seq=None if self.engine is None else self.engine.seq)
 
     # ------------------------------------------------------------------ the scan path
 
     async def on_batches(self, batches: list[Batch]) -> None:
-        """Pipeline sink: evaluate accepted scans, emit their transitions, publish values."""
+        """Pipeline sink: evaluate accepted scans and emit their transitions."""
         engine = self._engine()
         now = self.clock()
         out: list[AlarmTransition] = []
@@ -147,10 +160,6 @@ class AlarmService:
             out += engine.process(batch, now)
         if out:
             await self._emit(out)
-        publisher = self.publisher
-        if publisher is not None and publisher.values_config.enabled:
-            for batch in batches:
-                await publisher.publish_values(batch, self._gateway.catalog, now)
 
     async def _emit(self, transitions: list[AlarmTransition]) -> None:
         """Journal and queue for MQTT concurrently (both durable before this returns)."""
@@ -164,11 +173,11 @@ class AlarmService:
                           first_seq=transitions[0].seq, count=len(transitions))
         self.transitions += len(transitions)
         self.activations += sum(1 for t in transitions if t.is_activation)
-        for listener in self.listeners:
+        for name, listener in self.listeners.items():
             try:
                 await listener(transitions)
             except Exception:
-                log.exception("alarm listener failed")
+                log.exception("alarm listener failed", listener=name)
 
     # ------------------------------------------------------------------ timers
 
@@ -182,12 +191,8 @@ class AlarmService:
         engine = self._engine()
         now = self.clock() if now is None else now
         out = engine.tick(now)
-        pipeline = self._gateway.pipeline
-        for device_id, driver in pipeline.drivers.items():
-            # Until a device's first scan has been tried, its state says nothing yet.
-            if pipeline.device_stats[device_id].last_scan is None:
-                continue
-            out += engine.device_status(device_id, bool(driver.connected), now)
+        for device_id, connected in self.devices():
+            out += engine.device_status(device_id, connected, now)
         if out:
             await self._emit(out)
         if now - self._persisted_at >= self.persist_every_s:
@@ -213,7 +218,7 @@ class AlarmService:
                 return False
             seq = engine.seq
             body = json.dumps(engine.snapshot(), allow_nan=False)
-            await self._gateway.store.put_state(SNAPSHOT_KEY, body)
+            await self.state.put_state(SNAPSHOT_KEY, body)
             self._persisted_seq = seq
             self._persisted_at = self.clock()
             return True
@@ -267,7 +272,7 @@ class AlarmService:
         """Alarm-rate KPIs over the last ``window_s`` seconds, from the journal."""
         now = self.clock() if now is None else now
         journal = await self.journal.kpi_window(now - window_s, now)
-        return alarm_kpis(journal, now, window_s, self._gateway.settings.alarms)
+        return alarm_kpis(journal, now, window_s, self.config)
 
     async def journal_page(self, where: JournalFilter, limit: int,
                            offset: int) -> list[AlarmTransition]:
@@ -285,24 +290,8 @@ class AlarmService:
             "unacknowledged": sum(1 for a in alarms if a.state.is_unacknowledged),
             "seq": self._engine().seq,
             "transitions": self.transitions,
-            "mqtt": self.mqtt_health(),
+            "mqtt": {"state": "off"} if self.publisher is None else self.publisher.status(),
         }
-
-    def mqtt_health(self) -> dict[str, Any]:
-        p = self.publisher
-        if p is None:
-            return {"state": "off"}
-        return {"state": "connected" if p.connected else "disconnected",
-                "outbox_depth": p.outbox_depth, "published": p.published, "acked": p.acked,
-                "values_published": p.values_published}
-
-    def mqtt_problem(self) -> str | None:
-        """Health check: the broker is away while alarm messages wait (degraded, not lost)."""
-        p = self.publisher
-        if p is None or p.connected or p.outbox_depth == 0:
-            return None
-        return (f"broker {p.settings.host}:{p.settings.port} unreachable; "
-                f"{p.outbox_depth} alarm messages waiting in the outbox")
 
     def metrics(self) -> Iterator[Any]:
         """Prometheus families for /metrics."""
@@ -317,28 +306,8 @@ class AlarmService:
                                           "Alarm transitions journaled since start")
         transitions.add_metric([], self.transitions)
         yield transitions
-        if self.publisher is not None:
-            depth = GaugeMetricFamily("refineryiq_mqtt_outbox_depth",
-                                      "Alarm messages not yet acknowledged by the broker")
-            depth.add_metric([], self.publisher.outbox_depth)
-            yield depth
-            connected = GaugeMetricFamily("refineryiq_mqtt_connected",
-                                          "1 when connected to the MQTT broker")
-            connected.add_metric([], 1.0 if self.publisher.connected else 0.0)
-            yield connected
 
     # ------------------------------------------------------------------ internals
-
-    def _register_sections(self, gateway: Any) -> None:
-        extras = gateway.context.extras
-        extras.setdefault("health_sections", {})[SERVICE_NAME] = self.health
-        extras.setdefault("health_checks", {})["mqtt"] = self.mqtt_problem
-        extras.setdefault("metrics", {})[SERVICE_NAME] = self.metrics
-        simulator = getattr(gateway, "simulator", None)
-        if simulator is not None:
-            # `run --simulate`: tests and the bench find the simulator's control API here.
-            extras["health_sections"].setdefault(
-                "simulator", lambda: {k: v for k, v in simulator.ready.items() if k != "event"})
 
     def _engine(self) -> AlarmEngine:
         if self.engine is None:

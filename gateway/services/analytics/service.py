@@ -8,8 +8,8 @@ HTTP API (``gateway/northbound/http/analytics.py``) and persisted with their tim
 ``analytics.sqlite`` (:mod:`gateway.services.analytics.results`). A failing run is logged and counted;
 the next one runs on schedule.
 
-Equipment health includes the predictive-maintenance failure probability when a service
-named ``maintenance`` is present in ``ctx.extras`` (see :func:`failure_probabilities`).
+Equipment health includes the predictive-maintenance failure probability when the daemon
+hands the service a ``maintenance`` service (see :func:`failure_probabilities`).
 Only plant tags are analysed; synthetic SYN-* benchmark tags are never tracked.
 """
 
@@ -21,7 +21,8 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -30,22 +31,26 @@ from drivers.batch import Batch
 from gateway.ingest.scheduler import ScanSchedule, sleep_until
 from gateway.runtime.logs import get_logger
 from gateway.services.analytics.history_buffer import TagBuffer
-from gateway.services.analytics.results import FILE_NAME, AnalyticsStore
+from gateway.services.analytics.results import AnalyticsStore
 from gateway.services.analytics.run import AnalyticsRun, RunParams, RunRows, compute_run
+from gateway.services.base import RunStats, Tasks
 from gateway.settings import AnalyticsSettings
 from plant.catalog import SYNTHETIC_PREFIX, Catalog
-
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
 
 log = get_logger("gateway.analytics")
 
 SERVICE_NAME = "analytics"
-MAINTENANCE_SERVICE = "maintenance"
 RETENTION_EVERY_S = 3600.0
 # History kept beyond a window's start: the sample before the edge is needed to cut it.
 EDGE_MARGIN_S = 300.0
 HOUR_S = 3600.0
+
+
+class HistorySource(Protocol):
+    """Where the rolling history is backfilled from at start (the embedded store)."""
+
+    async def history(self, tag_index: int, start: float, end: float,
+                      max_points: int | None = None) -> Any: ...
 
 
 def failure_probabilities(maintenance: Any) -> dict[str, float]:
@@ -91,18 +96,6 @@ def tracked_tags(catalog: Catalog, settings: AnalyticsSettings) -> tuple[list[st
 
 
 @dataclass
-class RunStats:
-    """Counters of the scheduled runs (in /health)."""
-
-    runs: int = 0
-    failures: int = 0
-    last_run_ts: float | None = None
-    last_duration_s: float | None = None
-    last_error: str | None = None
-    dropped_samples: int = 0
-
-
-@dataclass
 class LatestResults:
     """The newest rows of each kind, served by the API."""
 
@@ -122,8 +115,15 @@ class AnalyticsService:
 
     name = SERVICE_NAME
 
-    def __init__(self, settings: AnalyticsSettings, clock: Callable[[], float] = time.time):
+    def __init__(self, settings: AnalyticsSettings, catalog: Catalog, history: HistorySource,
+                 results_path: Path, tasks: Tasks, maintenance: Any = None,
+                 clock: Callable[[], float] = time.time):
         self.settings = settings
+        self.catalog = catalog
+        self.history = history
+        self.results_path = results_path
+        self.tasks = tasks
+        self.maintenance = maintenance
         self.clock = clock
         self.zone = ZoneInfo(settings.timezone)
         self.stats = RunStats()
@@ -132,32 +132,24 @@ class AnalyticsService:
         self.buffer: TagBuffer | None = None
         self._compute = compute_run  # replaceable in tests to observe the executor thread
         self._executor: ThreadPoolExecutor | None = None
-        self._extras: dict[str, Any] = {}
         self._backfill_until: float | None = None
         self._last_retention = 0.0
         self._run_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self, gateway: Gateway) -> None:
-        """Open the results store, restore the latest results, feed the rolling history from
-        the pipeline and schedule the runs."""
-        self.catalog: Catalog = gateway.catalog
-        self.history = gateway.store
-        self._extras = gateway.context.extras
+    async def start(self) -> None:
+        """Open the results store, restore the latest results and schedule the runs (the
+        daemon attaches :meth:`on_batches` as the pipeline's ``analytics`` sink)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="analytics")
-        self.results = AnalyticsStore(gateway.settings.state_dir / FILE_NAME,
-                                      self.settings.retention_days * 86400)
+        self.results = AnalyticsStore(self.results_path, self.settings.retention_days * 86400)
         await self.results.open()
         await self.restore()
         ids, keep = tracked_tags(self.catalog, self.settings)
         self.buffer = TagBuffer(ids, self.catalog.indices(ids).tolist(), keep, len(self.catalog),
                                 self.settings.max_samples_per_tag)
         self._backfill_until = self.clock()
-        gateway.pipeline.sinks.append(self.accept)
-        self._extras.setdefault("health_sections", {})[SERVICE_NAME] = self.report
-        self._extras.setdefault("metrics", {})[SERVICE_NAME] = self.metrics
-        gateway.supervisor.start(SERVICE_NAME, self.run_forever)
+        self.tasks.start(SERVICE_NAME, self.run_forever)
 
     async def stop(self) -> None:
         """Close the results store (the supervisor has already cancelled the runs)."""
@@ -167,7 +159,7 @@ class AnalyticsService:
         if self.results is not None:
             await self.results.close()
 
-    async def accept(self, batches: list[Batch]) -> None:
+    async def on_batches(self, batches: list[Batch]) -> None:
         """Pipeline sink: keep the plant tags' new samples for the next run."""
         if self.buffer is not None:
             self.buffer.add(batches)
@@ -215,8 +207,7 @@ class AnalyticsService:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            self.stats.failures += 1
-            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+            self.stats.failed(f"{type(exc).__name__}: {exc}")
             log.exception("analytics.run_failed", failures=self.stats.failures)
             return None
 
@@ -258,10 +249,7 @@ class AnalyticsService:
             if deleted:
                 log.info("analytics.retention", rows=deleted)
         duration = time.monotonic() - started
-        self.stats.runs += 1
-        self.stats.last_run_ts, self.stats.last_duration_s = now, duration
-        self.stats.last_error = None
-        self.stats.dropped_samples = self.buffer.dropped_samples
+        self.stats.succeeded(now, duration)
         plant = run.plant
         log.info("analytics.run", duration_s=round(duration, 3), samples=self.buffer.sample_count(),
                  new_samples=sum(len(c.ts) for c in pending), plant_oee_pct=plant.oee.oee_pct,
@@ -271,7 +259,7 @@ class AnalyticsService:
 
     def _failure_probabilities(self) -> dict[str, float]:
         try:
-            return failure_probabilities(self._extras.get(MAINTENANCE_SERVICE))
+            return failure_probabilities(self.maintenance)
         except Exception:
             log.exception("analytics.pdm_unavailable")
             return {}
@@ -284,7 +272,7 @@ class AnalyticsService:
         return {"runs": s.runs, "failures": s.failures, "last_run_ts": s.last_run_ts,
                 "last_duration_s": s.last_duration_s, "last_error": s.last_error,
                 "buffered_samples": self.buffer.sample_count() if self.buffer else 0,
-                "dropped_samples": s.dropped_samples}
+                "dropped_samples": 0 if self.buffer is None else self.buffer.dropped_samples}
 
     def metrics(self) -> Iterator[Metric]:
         """Prometheus families for /metrics: runs, failures, last duration, buffered samples."""

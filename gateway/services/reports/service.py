@@ -15,9 +15,10 @@ import asyncio
 import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from gateway.runtime.logs import get_logger
+from gateway.services.base import Tasks
 from gateway.services.reports.generate import (
     RenderedReport,
     generate,
@@ -26,9 +27,14 @@ from gateway.services.reports.generate import (
 )
 from gateway.services.reports.model import PlantDay, ReportFormat
 from gateway.services.reports.sources import ReportSources
+from gateway.settings import GatewaySettings
+from plant.catalog import Catalog
 
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
+
+class ValueCounter(Protocol):
+    """How many values the embedded store holds in a time range."""
+
+    async def count_values(self, start: float, end: float) -> int: ...
 
 log = get_logger("gateway.services.reports")
 
@@ -67,25 +73,32 @@ class ReportService:
 
     name = SERVICE_NAME
 
-    def __init__(self, clock: Any = time.time):
+    def __init__(self, settings: GatewaySettings, catalog: Catalog, store: ValueCounter,
+                 tasks: Tasks, clock: Any = time.time):
+        # The whole settings, not one section: a report reads the plant's time zone, energy
+        # price and KPI windows of ``[analytics]`` as well as ``[reports]``.
+        self.settings = settings
+        self.catalog = catalog
+        self.store = store
+        self.tasks = tasks
         self.clock = clock
         self.sources: ReportSources | None = None
         self.lock = asyncio.Lock()
         self.last_run: dict[str, Any] = {}
-        self._gateway: Any = None
 
     @property
     def out_dir(self) -> Path:
-        return self._gateway.settings.state_dir / REPORTS_DIR
+        return self.settings.state_dir / REPORTS_DIR
 
-    async def start(self, gateway: Gateway) -> None:
-        self._gateway = gateway
-        self.sources = ReportSources(gateway.settings.state_dir,
-                                     [t.id for t in gateway.catalog.tags])
+    async def start(self) -> None:
+        self.sources = ReportSources(self.settings.state_dir, [t.id for t in self.catalog.tags])
         await self.sources.open()
-        gateway.context.extras.setdefault("health_sections", {})[SERVICE_NAME] = self.report
-        if gateway.settings.reports.scheduled:
-            gateway.supervisor.start(SERVICE_NAME, self.run_forever)
+        if self.settings.reports.scheduled:
+            self.tasks.start(SERVICE_NAME, self.run_forever)
+
+    async def reload(self, settings: GatewaySettings, catalog: Catalog) -> None:
+        """SIGHUP: later reports use the new settings and catalog (the schedule at restart)."""
+        self.settings, self.catalog = settings, catalog
 
     async def stop(self) -> None:
         if self.sources is not None:
@@ -94,19 +107,18 @@ class ReportService:
     async def render(self, day: date, fmt: ReportFormat) -> RenderedReport:
         """One report, generated after any report already being generated."""
         assert self.sources is not None
-        gateway = self._gateway
         async with self.lock:
             # Files created after start (a first analytics run) are picked up by reopening.
             if not self.sources.complete:
                 await self.sources.close()
                 await self.sources.open()
-            return await generate(self.sources, gateway.settings, gateway.catalog, day, fmt,
+            return await generate(self.sources, self.settings, self.catalog, day, fmt,
                                   now=self.clock(), in_child=True)
 
     async def write_day(self, day: date) -> list[Path]:
         """Write ``day``'s report in every configured format; returns the files."""
         written = []
-        for name in self._gateway.settings.reports.formats:
+        for name in self.settings.reports.formats:
             rendered = await self.render(day, ReportFormat(name))
             path = self.out_dir / rendered.file_name
             await asyncio.to_thread(write_atomically, path, rendered.content)
@@ -115,7 +127,7 @@ class ReportService:
 
     async def run_scheduled(self) -> None:
         """The scheduled job: yesterday's report, then old files removed."""
-        settings = self._gateway.settings
+        settings = self.settings
         zone = plant_zone(settings)
         yesterday = datetime.fromtimestamp(self.clock(), zone).date() - timedelta(days=1)
         started = time.monotonic()
@@ -135,7 +147,7 @@ class ReportService:
 
     def _missed(self) -> bool:
         """Yesterday's scheduled files are missing and today's run time has passed."""
-        settings = self._gateway.settings
+        settings = self.settings
         zone = plant_zone(settings)
         now = self.clock()
         today_run = next_run(now - 86400.0, settings.reports.daily_at, zone)
@@ -148,14 +160,14 @@ class ReportService:
     async def _yesterday_has_data(self) -> bool:
         """A catch-up report is worth rendering (seconds of CPU at start-up) only for a day
         the gateway has data of: a new installation has no "yesterday"."""
-        zone = plant_zone(self._gateway.settings)
+        zone = plant_zone(self.settings)
         yesterday = datetime.fromtimestamp(self.clock(), zone).date() - timedelta(days=1)
         day = PlantDay.of(yesterday, zone)
-        return await self._gateway.store.count_values(day.start, day.end) > 0
+        return await self.store.count_values(day.start, day.end) > 0
 
     async def run_forever(self) -> None:
         """Catch up a missed run, then run every day at ``reports.daily_at``."""
-        settings = self._gateway.settings
+        settings = self.settings
         zone = plant_zone(settings)
         if await asyncio.to_thread(self._missed) and await self._yesterday_has_data():
             await self.run_scheduled()
@@ -167,6 +179,6 @@ class ReportService:
 
     def report(self) -> dict[str, Any]:
         """The ``reports`` section of /health."""
-        settings = self._gateway.settings.reports
+        settings = self.settings.reports
         return {"scheduled": settings.scheduled, "daily_at": settings.daily_at,
                 "last_run": self.last_run or None}

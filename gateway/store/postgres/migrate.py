@@ -1,10 +1,12 @@
 """Versioned schema migrations for the historian.
 
-Migrations are SQL files ``migrations/NNNN_name.sql`` (both back-ends) or a pair
-``NNNN_name.plain.sql`` / ``NNNN_name.timescale.sql``. Each version is applied once, in
-order, inside its own transaction, and recorded in ``schema_migrations``. A session advisory
-lock (one per schema) makes concurrent ``migrate()`` calls from several gateways queue rather
-than collide. Re-running is a no-op apart from re-applying the retention policy.
+Migrations are SQL files ``migrations/NNNN_name.sql``, one per version for both back-ends.
+What differs between back-ends sits in sections: a line ``-- @plain`` or ``-- @timescale``
+starts lines for that back-end only, ``-- @end`` returns to lines for both (see
+:func:`sql_for_backend`). Each version is applied once, in order, inside its own transaction,
+and recorded by number in ``schema_migrations``. A session advisory lock (one per schema)
+makes concurrent ``migrate()`` calls from several gateways queue rather than collide.
+Re-running is a no-op apart from re-applying the retention policy.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ from gateway.store.postgres.policy import DEFAULT_RETENTION, Backend, RetentionP
 from gateway.store.postgres.retention import apply_policy
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+?)(?:\.(plain|timescale))?\.sql$")
+_FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+# Before the back-ends shared one file, a version could be a .plain.sql/.timescale.sql pair.
+_OLD_PAIR_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.(plain|timescale)\.sql$")
+_SECTION = re.compile(r"^-- @([a-z]+)[ \t]*$")
 
 log = structlog.get_logger(__name__)
 
@@ -39,34 +44,48 @@ class Migration:
     sql: str
 
 
+def sql_for_backend(text: str, backend: Backend, source: Path | str = "<sql>") -> str:
+    """The SQL of one migration file for ``backend``: the shared lines and that back-end's
+    sections, in file order; the marker lines themselves are left out."""
+    backends = {b.value for b in Backend}
+    kept: list[str] = []
+    section: str | None = None  # None: lines for both back-ends
+    for number, line in enumerate(text.splitlines(keepends=True), 1):
+        marker = _SECTION.match(line)
+        if marker is None:
+            if section is None or section == backend.value:
+                kept.append(line)
+        elif marker[1] == "end":
+            if section is None:
+                raise MigrationError(f"{source}:{number}: '-- @end' without a section to end")
+            section = None
+        elif marker[1] in backends:
+            section = marker[1]
+        else:
+            raise MigrationError(f"{source}:{number}: unknown section '-- @{marker[1]}' "
+                                 f"(sections are -- @plain, -- @timescale and -- @end)")
+    if section is not None:
+        raise MigrationError(f"{source}: section '-- @{section}' is not closed by '-- @end'")
+    return "".join(kept)
+
+
 def load_migrations(backend: Backend, directory: Path = MIGRATIONS_DIR) -> list[Migration]:
     """The migrations for ``backend`` in version order (checks that no version is missing)."""
-    common: dict[int, tuple[str, Path]] = {}
-    specific: dict[int, dict[str, tuple[str, Path]]] = {}
+    files: dict[int, tuple[str, Path]] = {}
     for path in sorted(directory.glob("*.sql")):
+        if _OLD_PAIR_NAME.match(path.name):
+            raise MigrationError(f"{path}: back-end variants are -- @plain / -- @timescale sections "
+                                 f"of one NNNN_name.sql file (a left-over from an older release "
+                                 f"can be deleted)")
         match = _FILE_NAME.match(path.name)
         if match is None:
             raise MigrationError(f"{path}: migration file names must look like 0001_name.sql")
-        version, name, variant = int(match[1]), match[2], match[3]
-        if variant is None:
-            if version in common or version in specific:
-                raise MigrationError(f"{path}: version {version} is defined twice")
-            common[version] = (name, path)
-        else:
-            if version in common:
-                raise MigrationError(f"{path}: version {version} is defined twice")
-            specific.setdefault(version, {})[variant] = (name, path)
-    migrations: list[Migration] = []
-    for version in sorted(common.keys() | specific.keys()):
-        if version in common:
-            name, path = common[version]
-        else:
-            variants = specific[version]
-            if set(variants) != {b.value for b in Backend}:
-                raise MigrationError(f"migration {version:04d} needs both a .plain.sql and a "
-                                     f".timescale.sql file")
-            name, path = variants[backend.value]
-        migrations.append(Migration(version, name, path.read_text(encoding="utf-8")))
+        version, name = int(match[1]), match[2]
+        if version in files:
+            raise MigrationError(f"{path}: version {version} is defined twice")
+        files[version] = (name, path)
+    migrations = [Migration(version, name, sql_for_backend(path.read_text(encoding="utf-8"), backend, path))
+                  for version, (name, path) in sorted(files.items())]
     expected = list(range(1, len(migrations) + 1))
     if [m.version for m in migrations] != expected:
         raise MigrationError(f"migration versions must be 1..{len(migrations)} without gaps")

@@ -10,6 +10,9 @@ nothing is written twice (no chunk is sent past the cursor), without a unique ke
 The next chunk is read and encoded (in a worker thread) while the current one is being
 COPYed. Latest values and rollups are folded in by ``run_maintenance`` (derived.py), on
 its own connection, so the write transaction is only the COPY.
+
+One cohesive thing, kept in one module (~430 lines): the forwarding loop, its reconnects and
+its statistics are one state machine over one connection.
 """
 
 from __future__ import annotations

@@ -25,11 +25,12 @@ from pydantic import BaseModel, Field
 from analytics.alarm_lifecycle import AlarmError
 from analytics.alarm_types import Alarm, AlarmState, AlarmTransition, Severity
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.auth import Role, current_user
-from gateway.northbound.http.compat.common import ALARMS, finite, service, unit_names, utc
-from gateway.northbound.http.deps import GatewayContext, ctx_of
+from gateway.northbound.http.auth import current_user
+from gateway.northbound.http.compat.common import finite, running, unit_names, utc
+from gateway.northbound.http.deps import ApiDeps, deps_of
 from gateway.northbound.http.openapi import InvalidInput, Operation, QueryModel, add, query_of, respond
 from gateway.northbound.http.response_cache import cached
+from gateway.services.accounts.users import Role
 from gateway.services.alarms.journal import MAX_QUERY_ROWS, JournalFilter
 
 TAG = "alerts"
@@ -84,29 +85,29 @@ def occurrence_number(alarm_id: str | None) -> int | None:
         return None
 
 
-def _source_name(ctx: GatewayContext, tag_id: str) -> str:
-    index = ctx.catalog.index.get(tag_id)
-    return ctx.catalog.tags[index].name if index is not None else tag_id
+def _source_name(deps: ApiDeps, tag_id: str) -> str:
+    index = deps.catalog.index.get(tag_id)
+    return deps.catalog.tags[index].name if index is not None else tag_id
 
 
-def alert_of_alarm(ctx: GatewayContext, alarm: Alarm, names: dict[str, str]) -> Alert:
+def alert_of_alarm(deps: ApiDeps, alarm: Alarm, names: dict[str, str]) -> Alert:
     raised = utc(alarm.raised_at)
     return Alert(id=occurrence_number(alarm.alarm_id) or 0, timestamp=raised, time=raised,
                  unit_id=alarm.unit_id, unit_name=names.get(alarm.unit_id or ""),
-                 tag_id=alarm.tag_id, tag_name=_source_name(ctx, alarm.tag_id),
+                 tag_id=alarm.tag_id, tag_name=_source_name(deps, alarm.tag_id),
                  value=finite(alarm.value), threshold=finite(alarm.limit),
                  severity=alarm.severity, message=alarm.message,
                  acknowledged=not alarm.state.is_unacknowledged, key=alarm.key,
                  kind=alarm.kind.value, state=alarm.state.value, acknowledged_by=alarm.acked_by)
 
 
-def alert_of_activation(ctx: GatewayContext, t: AlarmTransition, names: dict[str, str],
+def alert_of_activation(deps: ApiDeps, t: AlarmTransition, names: dict[str, str],
                         acknowledged_by: str | None, acknowledged: bool,
                         state: str | None) -> Alert:
     raised = utc(t.time)
     return Alert(id=occurrence_number(t.alarm_id) or t.seq, timestamp=raised, time=raised,
                  unit_id=t.unit_id, unit_name=names.get(t.unit_id or ""), tag_id=t.tag_id,
-                 tag_name=_source_name(ctx, t.tag_id), value=finite(t.value),
+                 tag_name=_source_name(deps, t.tag_id), value=finite(t.value),
                  threshold=finite(t.limit), severity=t.severity, message=t.message,
                  acknowledged=acknowledged, key=t.key, kind=t.kind.value, state=state,
                  acknowledged_by=acknowledged_by)
@@ -115,11 +116,11 @@ def alert_of_activation(ctx: GatewayContext, t: AlarmTransition, names: dict[str
 @cached(sources.catalog, sources.alarms)
 async def get_alerts(request: web.Request) -> web.Response:
     """GET /api/alerts: standing alarms, newest first."""
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     query: AlertsQuery = query_of(request)
-    names = unit_names(ctx)
-    alarms = [a for a in service(request, ALARMS).active() if a.state in SHOWN_STATES]
-    alerts = [alert_of_alarm(ctx, a, names) for a in alarms]
+    names = unit_names(deps)
+    alarms = [a for a in running(deps.alarms, "alarms").active() if a.state in SHOWN_STATES]
+    alerts = [alert_of_alarm(deps, a, names) for a in alarms]
     if query.acknowledged is not None:
         alerts = [a for a in alerts if a.acknowledged == query.acknowledged]
     alerts.sort(key=lambda a: (a.timestamp.timestamp() if a.timestamp else 0.0, a.id),
@@ -127,10 +128,10 @@ async def get_alerts(request: web.Request) -> web.Response:
     return respond(alerts)
 
 
-def occurrences(ctx: GatewayContext, transitions: list[AlarmTransition],
+def occurrences(deps: ApiDeps, transitions: list[AlarmTransition],
                 standing: dict[str, Alarm], limit: int) -> list[Alert]:
     """Alerts for the occurrences raised among ``transitions`` (newest first)."""
-    names = unit_names(ctx)
+    names = unit_names(deps)
     acked_by: dict[str, str | None] = {}
     for t in transitions:
         if t.from_state in ACK_FROM and t.to_state in ACK_TO and t.user is not None:
@@ -145,7 +146,7 @@ def occurrences(ctx: GatewayContext, transitions: list[AlarmTransition],
             state = alarm.state.value
         else:
             acknowledged, state = t.alarm_id in acked_by, AlarmState.NORMAL.value
-        out.append(alert_of_activation(ctx, t, names, acked_by.get(t.alarm_id), acknowledged,
+        out.append(alert_of_activation(deps, t, names, acked_by.get(t.alarm_id), acknowledged,
                                        state))
         if len(out) >= limit:
             break
@@ -155,18 +156,18 @@ def occurrences(ctx: GatewayContext, transitions: list[AlarmTransition],
 @cached(sources.catalog, sources.alarms)
 async def get_history(request: web.Request) -> web.Response:
     """GET /api/alerts/history: occurrences newest first."""
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     query: HistoryQuery = query_of(request)
-    alarms = service(request, ALARMS)
+    alarms = running(deps.alarms, "alarms")
     transitions = await alarms.journal_page(JournalFilter(), MAX_QUERY_ROWS, 0)
     standing = {a.alarm_id: a for a in alarms.active() if a.alarm_id}
-    return respond(occurrences(ctx, transitions, standing, query.limit))
+    return respond(occurrences(deps, transitions, standing, query.limit))
 
 
 async def post_acknowledge(request: web.Request) -> web.Response:
     """POST /api/alerts/{id}/acknowledge: acknowledge a standing occurrence as this user."""
     raw = request.match_info["alert_id"]
-    alarms = service(request, ALARMS)
+    alarms = running(deps_of(request).alarms, "alarms")
     try:
         number = int(raw)
     except ValueError:

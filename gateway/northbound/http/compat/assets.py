@@ -30,7 +30,7 @@ from gateway.northbound.http.compat.common import (
     unit_names,
     utc,
 )
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import Operation, add, respond
 from gateway.northbound.http.response_cache import cached
 
@@ -61,16 +61,16 @@ class Asset(BaseModel):
 @cached(sources.catalog, sources.scans, sources.analytics_latest)
 async def get_overview(request: web.Request) -> web.Response:
     """GET /api/assets/overview."""
-    ctx = ctx_of(request)
-    live = ctx.pipeline.live
+    deps = deps_of(request)
+    live = deps.pipeline.live
     latest = analytics_latest(request)
     health = by_key(latest.equipment, "equipment_id") if latest is not None else {}
-    names = unit_names(ctx)
+    names = unit_names(deps)
     sensors: dict[str, list[Sensor]] = defaultdict(list)
-    for tag in plant_tags(ctx):
+    for tag in plant_tags(deps):
         if tag.equipment_id is None:
             continue
-        i = ctx.catalog.index[tag.id]
+        i = deps.catalog.index[tag.id]
         quality = Quality(int(live.quality[i]))
         value = float(live.values[i])
         usable = quality >= Quality.DOUBTFUL and math.isfinite(value)
@@ -78,7 +78,7 @@ async def get_overview(request: web.Request) -> web.Response:
             tag_id=tag.id, tag_name=tag.name, value=value if usable else None,
             units=tag.engineering_units, quality=quality.name, timestamp=utc(float(live.source_ts[i]))))
     out = []
-    for eq in ctx.catalog.plant.equipment:
+    for eq in deps.catalog.plant.equipment:
         row = health.get(eq.id, {})
         out.append(Asset(equipment_id=eq.id, equipment_name=eq.name, equipment_type=eq.type,
                          status=equipment_status(row.get("status")),

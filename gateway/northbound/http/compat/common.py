@@ -1,9 +1,10 @@
 """What the seed's routes share: timestamps, the services they read, the plant's names, and the
 mapping of the gateway's words onto the seed contract's.
 
-The seed routes (``seed_*.py``) answer the report's Anexo B shapes from the gateway's own
-data: the live cache, the embedded store, the analytics results, the alarm engine and the
-inventory store. None of them invents a figure; one that cannot be computed is null.
+The seed routes (the modules of this package) answer the report's Annex B shapes from the
+gateway's own data: the live cache, the embedded store, the analytics results, the alarm
+engine and the inventory store. None of them invents a figure; one that cannot be computed
+is null.
 """
 
 from __future__ import annotations
@@ -11,20 +12,17 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from analytics.health import HealthStatus
-from gateway.northbound.http.deps import GatewayContext, ctx_of
+from gateway.northbound.http.deps import ApiDeps, deps_of
 from gateway.northbound.http.openapi import InvalidInput
 from plant.catalog import SYNTHETIC_PREFIX
 from plant.schema import Tag
 
-ANALYTICS = "analytics"
-ALARMS = "alarms"
-MAINTENANCE = "maintenance"
-INVENTORY = "inventory"
+S = TypeVar("S")
 
 
 class EquipmentStatus(StrEnum):
@@ -68,27 +66,27 @@ def finite(x: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def service(request: web.Request, name: str, required: bool = True) -> Any:
-    """The running service ``name`` from ``ctx.extras``; 503 when required and missing."""
-    found = ctx_of(request).extras.get(name)
-    if found is None and required:
+def running(service: S | None, name: str) -> S:
+    """``service`` (a field of ``ApiDeps``), or a 503 saying the ``name`` service is not
+    running (it is switched off in the configuration)."""
+    if service is None:
         raise InvalidInput(503, f"the {name} service is not running")
-    return found
+    return service
 
 
 def analytics_latest(request: web.Request) -> Any:
     """The analytics service's latest results, or None when analytics is off."""
-    analytics = service(request, ANALYTICS, required=False)
+    analytics = deps_of(request).analytics
     return None if analytics is None else analytics.latest
 
 
-def plant_tags(ctx: GatewayContext) -> list[Tag]:
+def plant_tags(deps: ApiDeps) -> list[Tag]:
     """The plant's own tags (synthetic benchmark tags belong to no unit)."""
-    return [t for t in ctx.catalog.tags if not t.id.startswith(SYNTHETIC_PREFIX)]
+    return [t for t in deps.catalog.tags if not t.id.startswith(SYNTHETIC_PREFIX)]
 
 
-def unit_names(ctx: GatewayContext) -> dict[str, str]:
-    return {u.id: u.name for u in ctx.catalog.plant.units}
+def unit_names(deps: ApiDeps) -> dict[str, str]:
+    return {u.id: u.name for u in deps.catalog.plant.units}
 
 
 def by_key(rows: list[dict], key: str) -> dict[str, dict]:

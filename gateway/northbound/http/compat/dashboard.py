@@ -21,16 +21,17 @@ while either price is not configured or either quantity is not known.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from enum import StrEnum
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 from pydantic import BaseModel
 
 from analytics.energy import design_feed_bpd
+from analytics.kpis import StabilityTrend
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.compat.common import ANALYTICS, by_key, finite, service, utc
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.compat.common import by_key, finite, running, utc
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import DOCS_PATH, Operation, add, respond
 from gateway.northbound.http.response_cache import cached
 from gateway.services.analytics.run import PLANT_ID
@@ -71,10 +72,14 @@ class HistoryPoint(BaseModel):
     production: float | None
 
 
-class StabilityTrend(StrEnum):
-    IMPROVING = "improving"
-    STABLE = "stable"
-    DETERIORATING = "deteriorating"
+# The seed contract spells the stability trend in lower case; analytics (and the stored KPI
+# rows) in upper case. Mapped word by word, so a new analytics word fails here, not in a client.
+SeedTrend = Literal["improving", "stable", "deteriorating"]
+TREND_TO_SEED: dict[StabilityTrend, SeedTrend] = {
+    StabilityTrend.IMPROVING: "improving",
+    StabilityTrend.STABLE: "stable",
+    StabilityTrend.DETERIORATING: "deteriorating",
+}
 
 
 class OeeStats(BaseModel):
@@ -86,7 +91,7 @@ class OeeStats(BaseModel):
 
 class StabilityStats(BaseModel):
     index: float | None
-    trend: StabilityTrend | None
+    trend: SeedTrend | None
     variance: float | None
 
 
@@ -107,8 +112,8 @@ class AdvancedStats(BaseModel):
 
 async def get_root(request: web.Request) -> web.Response:
     """GET /: the gateway is online; where its docs and health are."""
-    ctx = ctx_of(request)
-    return respond(RootInfo(message=f"RefineryIQ Edge gateway {ctx.settings.gateway_id}",
+    deps = deps_of(request)
+    return respond(RootInfo(message=f"RefineryIQ Edge gateway {deps.settings.gateway_id}",
                             status="online", timestamp=datetime.now(UTC), docs=DOCS_PATH,
                             health="/health"))
 
@@ -116,11 +121,11 @@ async def get_root(request: web.Request) -> web.Response:
 @cached(sources.catalog, sources.analytics_latest)
 async def get_kpis(request: web.Request) -> web.Response:
     """GET /api/kpis: each unit's latest KPIs, in catalog order."""
-    ctx = ctx_of(request)
-    analytics = service(request, ANALYTICS)
+    deps = deps_of(request)
+    analytics = running(deps.analytics, "analytics")
     rows = by_key(analytics.latest.kpis, "unit_id")
     out = []
-    for unit in ctx.catalog.plant.units:
+    for unit in deps.catalog.plant.units:
         row = rows.get(unit.id, {})
         out.append(UnitKpi(unit_id=unit.id, efficiency=finite(row.get("energy_efficiency")),
                            throughput=finite(row.get("throughput_bpd")),
@@ -156,7 +161,7 @@ def hourly(rows: list[dict], now: float, zone: ZoneInfo) -> list[HistoryPoint]:
 @cached(sources.analytics_rows)
 async def get_history(request: web.Request) -> web.Response:
     """GET /api/dashboard/history: the plant's hourly trend from the stored KPI rows."""
-    analytics = service(request, ANALYTICS)
+    analytics = running(deps_of(request).analytics, "analytics")
     now = analytics.clock()
     since = (now // HOUR_S) * HOUR_S - (HISTORY_HOURS - 1) * HOUR_S
     rows = await analytics.results.kpi_history(since, PLANT_ID)
@@ -184,12 +189,12 @@ def daily_loss_usd(lost_bpd: float | None, excess_kwh: float | None,
 @cached(sources.catalog, sources.analytics_latest)
 async def get_advanced(request: web.Request) -> web.Response:
     """GET /api/stats/advanced: plant OEE, stability and daily loss."""
-    ctx = ctx_of(request)
-    analytics = service(request, ANALYTICS)
+    deps = deps_of(request)
+    analytics = running(deps.analytics, "analytics")
     rows = by_key(analytics.latest.kpis, "unit_id")
     plant = rows.get(PLANT_ID, {})
     trend = plant.get("stability_trend")
-    design = {u.id: design_feed_bpd(u, ctx.catalog) for u in ctx.catalog.plant.units}
+    design = {u.id: design_feed_bpd(u, deps.catalog) for u in deps.catalog.plant.units}
     lost = lost_throughput_bpd(rows, {k: v for k, v in design.items() if v is not None})
     excess = finite(plant.get("excess_kwh_per_day"))
     settings = analytics.settings
@@ -199,7 +204,7 @@ async def get_advanced(request: web.Request) -> web.Response:
                      availability=finite(plant.get("availability_pct")),
                      performance=finite(plant.get("performance_pct"))),
         stability=StabilityStats(index=finite(plant.get("stability_index")),
-                                 trend=StabilityTrend(trend.lower()) if trend else None,
+                                 trend=TREND_TO_SEED[StabilityTrend(trend)] if trend else None,
                                  variance=finite(plant.get("stability_variance"))),
         financial=FinancialStats(
             daily_loss_usd=daily_loss_usd(lost, excess, settings.margin_usd_per_bbl,

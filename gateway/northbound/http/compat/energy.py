@@ -20,8 +20,8 @@ from pydantic import BaseModel
 
 from analytics.energy import DAYS_PER_YEAR
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.compat.common import ANALYTICS, finite, service, unit_names, utc
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.compat.common import finite, running, unit_names, utc
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import Operation, add, respond
 from gateway.northbound.http.response_cache import cached
 
@@ -49,15 +49,15 @@ class EnergyAnalysis(BaseModel):
 @cached(sources.catalog, sources.analytics_rows)
 async def get_analysis(request: web.Request) -> web.Response:
     """GET /api/energy/analysis."""
-    ctx = ctx_of(request)
-    analytics = service(request, ANALYTICS)
+    deps = deps_of(request)
+    analytics = running(deps.analytics, "analytics")
     since = (analytics.clock() // HOUR_S) * HOUR_S - (LOOKBACK_HOURS - 1) * HOUR_S
     newest: dict[str, dict] = {}
     for row in await analytics.results.energy(since):
         newest[row["unit_id"]] = row  # oldest first: the last one wins
-    names = unit_names(ctx)
+    names = unit_names(deps)
     out = []
-    for unit in ctx.catalog.plant.units:
+    for unit in deps.catalog.plant.units:
         row = newest.get(unit.id)
         if row is None:
             continue

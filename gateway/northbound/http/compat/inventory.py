@@ -23,11 +23,11 @@ from pydantic import BaseModel, Field, StringConstraints
 from analytics.tanks import TankTrend
 from drivers.quality import Quality
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.auth import Role
-from gateway.northbound.http.compat.common import INVENTORY, analytics_latest, by_key, service, utc
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.compat.common import analytics_latest, by_key, running, utc
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import BodyModel, InvalidInput, Operation, add, body_of, respond
 from gateway.northbound.http.response_cache import cached
+from gateway.services.accounts.users import Role
 from gateway.services.inventory import DuplicateSku, InventoryStore, ItemNotFound, StockItem, StockStatus
 
 TAG = "supplies"
@@ -108,13 +108,13 @@ def inventory_row(i: StockItem) -> InventoryRow:
 
 
 def tank_rows(request: web.Request) -> list[TankRow]:
-    ctx = ctx_of(request)
-    live = ctx.pipeline.live
+    deps = deps_of(request)
+    live = deps.pipeline.live
     latest = analytics_latest(request)
     states = by_key(latest.tanks, "tank_id") if latest is not None else {}
     out = []
-    for tank in ctx.catalog.plant.tanks:
-        i = ctx.catalog.index[tank.level_tag]
+    for tank in deps.catalog.plant.tanks:
+        i = deps.catalog.index[tank.level_tag]
         level = float(live.values[i])
         usable = live.quality[i] >= Quality.DOUBTFUL and math.isfinite(level)
         trend = states.get(tank.id, {}).get("trend")
@@ -128,7 +128,7 @@ def tank_rows(request: web.Request) -> list[TankRow]:
 
 
 def _store(request: web.Request) -> InventoryStore:
-    return service(request, INVENTORY)
+    return running(deps_of(request).inventory, "inventory")
 
 
 def _item_id(request: web.Request) -> int:

@@ -1,4 +1,4 @@
-"""The seed's predictive-maintenance list, from the PdM service (``ctx.extras["maintenance"]``).
+"""The seed's predictive-maintenance list, from the PdM service (``ApiDeps.maintenance``).
 
 ``GET /api/maintenance/predictions``  one row per equipment with a prediction, in catalog
 order: ``failure_probability`` and ``confidence`` in %, ``rul_hours`` null while the
@@ -17,8 +17,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from gateway.northbound.http import response_cache as sources
-from gateway.northbound.http.compat.common import MAINTENANCE, finite, service
-from gateway.northbound.http.deps import ctx_of
+from gateway.northbound.http.compat.common import finite
+from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import Operation, add, respond
 from gateway.northbound.http.response_cache import cached
 
@@ -78,10 +78,10 @@ def prediction_dicts(maintenance: Any) -> dict[str, dict]:
 @cached(sources.catalog, sources.predictions)
 async def get_predictions(request: web.Request) -> web.Response:
     """GET /api/maintenance/predictions."""
-    ctx = ctx_of(request)
-    found = prediction_dicts(service(request, MAINTENANCE, required=False))
+    deps = deps_of(request)
+    found = prediction_dicts(deps.maintenance)
     out = []
-    for eq in ctx.catalog.plant.equipment:
+    for eq in deps.catalog.plant.equipment:
         p = found.get(eq.id)
         if p is None or finite(p.get("failure_probability")) is None:
             continue

@@ -31,19 +31,16 @@ from analytics.alarm_types import AlarmState
 from drivers.quality import Quality
 from gateway.northbound.http import response_cache as sources
 from gateway.northbound.http.compat.common import (
-    ALARMS,
-    ANALYTICS,
     EquipmentStatus,
     analytics_latest,
     by_key,
     equipment_status,
     finite,
     plant_tags,
-    service,
     unit_names,
     utc,
 )
-from gateway.northbound.http.deps import GatewayContext, ctx_of
+from gateway.northbound.http.deps import ApiDeps, deps_of
 from gateway.northbound.http.openapi import Operation, QueryModel, add, query_of, respond
 from gateway.northbound.http.response_cache import cached
 from gateway.services.alarms.service import AlarmService
@@ -118,14 +115,14 @@ class RecordsQuery(QueryModel):
     limit: int = Field(default=50, ge=1, le=MAX_RECORDS, description="records returned")
 
 
-def _active_units(ctx: GatewayContext) -> set[str]:
-    live = ctx.pipeline.live
+def _active_units(deps: ApiDeps) -> set[str]:
+    live = deps.pipeline.live
     good = live.quality == Quality.GOOD
-    return {t.unit_id for t in plant_tags(ctx) if t.unit_id and good[ctx.catalog.index[t.id]]}
+    return {t.unit_id for t in plant_tags(deps) if t.unit_id and good[deps.catalog.index[t.id]]}
 
 
 def _day_start(request: web.Request, now: float) -> float:
-    analytics = service(request, ANALYTICS, required=False)
+    analytics = deps_of(request).analytics
     zone = analytics.zone if analytics is not None else ZoneInfo("UTC")
     local = datetime.fromtimestamp(now, zone)
     return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
@@ -138,9 +135,9 @@ async def _activations_last_day(alarms: AlarmService | None) -> int:
 @cached(sources.catalog, sources.scans, sources.alarms, sources.analytics_latest,
         sources.clock_second)
 async def get_stats(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     now = time.time()
-    alarms = service(request, ALARMS, required=False)
+    alarms = deps.alarms
     latest = analytics_latest(request)
     operational = None
     if latest is not None and latest.equipment:
@@ -148,14 +145,14 @@ async def get_stats(request: web.Request) -> web.Response:
                           if equipment_status(r.get("status")) is EquipmentStatus.OPERATIONAL)
     # Asked together: the alarm journal's read runs beside the embedded store's two.
     stats, today, total_alerts = await asyncio.gather(
-        ctx.store.stats(),
-        ctx.store.count_values(_day_start(request, now), now + FUTURE_MARGIN_S),
+        deps.store.stats(),
+        deps.store.count_values(_day_start(request, now), now + FUTURE_MARGIN_S),
         _activations_last_day(alarms))
     active_alerts = 0 if alarms is None else sum(1 for a in alarms.active()
                                                  if a.state in ANNUNCIATED)
     return respond(NormalizedStats(
-        total_units=len(ctx.catalog.plant.units), active_units=len(_active_units(ctx)),
-        total_tags=len(plant_tags(ctx)), total_equipment=len(ctx.catalog.plant.equipment),
+        total_units=len(deps.catalog.plant.units), active_units=len(_active_units(deps)),
+        total_tags=len(plant_tags(deps)), total_equipment=len(deps.catalog.plant.equipment),
         operational_equipment=operational, total_process_records=int(stats["values"]),
         process_records_today=int(today), total_alerts=total_alerts,
         active_alerts=active_alerts, database_normalized=True,
@@ -164,46 +161,46 @@ async def get_stats(request: web.Request) -> web.Response:
 
 @cached(sources.catalog, sources.scans, sources.analytics_latest)
 async def get_units(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     latest = analytics_latest(request)
     kpis = by_key(latest.kpis, "unit_id") if latest is not None else {}
-    active = _active_units(ctx)
+    active = _active_units(deps)
     return respond([UnitRow(unit_id=u.id, name=u.name, type=u.type, description=u.description,
                             capacity=u.capacity_bpd,
                             status="ACTIVE" if u.id in active else "INACTIVE",
                             unit_status=kpis.get(u.id, {}).get("status") or "NO_DATA")
-                    for u in ctx.catalog.plant.units])
+                    for u in deps.catalog.plant.units])
 
 
 @cached(sources.catalog)
 async def get_tags(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    names = unit_names(ctx)
+    deps = deps_of(request)
+    names = unit_names(deps)
     return respond([TagRow(tag_id=t.id, tag_name=t.name, unit_id=t.unit_id,
                            unit_name=names.get(t.unit_id or ""),
                            engineering_units=t.engineering_units, min_val=t.normal_min,
                            max_val=t.normal_max, description=t.description or "",
                            tag_type=str(t.tag_type.value), is_critical=bool(t.is_critical))
-                    for t in plant_tags(ctx)])
+                    for t in plant_tags(deps)])
 
 
 @cached(sources.catalog, sources.analytics_latest)
 async def get_equipment(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     latest = analytics_latest(request)
     health = by_key(latest.equipment, "equipment_id") if latest is not None else {}
     return respond([EquipmentRow(equipment_id=e.id, equipment_name=e.name, equipment_type=e.type,
                                  unit_id=e.unit_id,
                                  status=equipment_status(health.get(e.id, {}).get("status")),
                                  manufacturer=e.manufacturer, installation_date=e.installation_date)
-                    for e in ctx.catalog.plant.equipment])
+                    for e in deps.catalog.plant.equipment])
 
 
-async def recent_samples(ctx: GatewayContext, limit: int
+async def recent_samples(deps: ApiDeps, limit: int
                          ) -> list[tuple[float, float, int, int]]:
     """The newest ``limit`` samples of the plant tags as (ts, value, quality, tag index)."""
-    tags = np.array([ctx.catalog.index[t.id] for t in plant_tags(ctx)], dtype=np.int32)
-    recent = await ctx.store.recent(limit, tags)
+    tags = np.array([deps.catalog.index[t.id] for t in plant_tags(deps)], dtype=np.int32)
+    recent = await deps.store.recent(limit, tags)
     if recent is None:
         return []
     return list(zip(recent.source_ts.tolist(), recent.values.tolist(), recent.quality.tolist(),
@@ -212,12 +209,12 @@ async def recent_samples(ctx: GatewayContext, limit: int
 
 @cached(sources.catalog, sources.scans)
 async def get_process_data(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
+    deps = deps_of(request)
     query: RecordsQuery = query_of(request)
-    names = unit_names(ctx)
+    names = unit_names(deps)
     out = []
-    for ts, value, quality, i in await recent_samples(ctx, query.limit):
-        tag = ctx.catalog.tags[i]
+    for ts, value, quality, i in await recent_samples(deps, query.limit):
+        tag = deps.catalog.tags[i]
         out.append(ProcessRecord(
             timestamp=utc(ts) or datetime.fromtimestamp(0, UTC),
             value=finite(value) if quality >= Quality.DOUBTFUL else None,

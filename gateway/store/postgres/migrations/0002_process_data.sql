@@ -1,12 +1,17 @@
--- process_data on plain PostgreSQL: native range partitioning by day (UTC), created ahead and
--- dropped by retention from process_data_maintain(), which the gateway calls. The rollup
--- tables have the same columns as the TimescaleDB continuous aggregates so that the same
--- queries work on both back-ends; the writer keeps them current in the same transaction as
--- the raw rows (see writer.py).
-
+-- process_data, its hourly and daily rollups, and the latest value of each tag. The rollups
+-- have the same columns on both back-ends so that the same queries work on either.
+--
 -- The key (tag_id, time, gateway_id) de-duplicates replays after a crash (ON CONFLICT DO
 -- NOTHING) and serves history-by-tag queries. No FK on gateway_id: a per-row foreign-key
 -- trigger halves ingest speed, and the writer registers its gateway before writing.
+--
+-- Plain PostgreSQL: native range partitioning by day (UTC), created ahead and dropped by
+-- retention from process_data_maintain(), which the gateway calls; the rollups are tables the
+-- writer keeps current in the same transaction as the raw rows (see writer.py).
+-- TimescaleDB: a hypertable (1-day chunks), compressed segment-by tag after the hot window,
+-- with continuous aggregates as rollups. Compression, retention and refresh policies depend
+-- on the configured RetentionPolicy and are (re)applied by migrate() on every run
+-- (retention.py), not here.
 CREATE TABLE process_data (
     time       timestamptz NOT NULL,
     gateway_id text NOT NULL,
@@ -15,9 +20,23 @@ CREATE TABLE process_data (
     quality    smallint NOT NULL CHECK (quality IN (192, 128, 64)),
     reason     smallint NOT NULL DEFAULT 0 CHECK (reason >= 0),
     PRIMARY KEY (tag_id, time, gateway_id)
+-- @plain
 ) PARTITION BY RANGE (time);
+-- @timescale
+);
+SELECT create_hypertable('process_data', 'time', chunk_time_interval => INTERVAL '1 day',
+                         if_not_exists => true);
+-- @end
 CREATE INDEX process_data_not_good_idx ON process_data (time DESC) WHERE quality < 192;
+-- @timescale
+ALTER TABLE process_data SET (
+    timescaledb.compress,
+    timescaledb.compress_segmentby = 'tag_id, gateway_id',
+    timescaledb.compress_orderby = 'time DESC'
+);
+-- @end
 
+-- @plain
 CREATE TABLE process_data_hourly (
     bucket     timestamptz NOT NULL,
     gateway_id text NOT NULL,
@@ -36,6 +55,30 @@ CREATE INDEX process_data_hourly_bucket_idx ON process_data_hourly (bucket);
 CREATE TABLE process_data_daily (LIKE process_data_hourly INCLUDING ALL);
 ALTER TABLE process_data_daily
     ADD FOREIGN KEY (tag_id) REFERENCES process_tags (tag_id);
+-- @timescale
+-- Only good values are aggregated.
+CREATE MATERIALIZED VIEW process_data_hourly
+WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT time_bucket(INTERVAL '1 hour', time) AS bucket, gateway_id, tag_id,
+       min(value) AS value_min, max(value) AS value_max, avg(value) AS value_avg,
+       sum(value) AS value_sum, last(value, time) AS value_last, max(time) AS last_time,
+       count(*) AS samples
+FROM process_data
+WHERE quality = 192 AND value IS NOT NULL
+GROUP BY time_bucket(INTERVAL '1 hour', time), gateway_id, tag_id
+WITH NO DATA;
+
+CREATE MATERIALIZED VIEW process_data_daily
+WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
+SELECT time_bucket(INTERVAL '1 day', time) AS bucket, gateway_id, tag_id,
+       min(value) AS value_min, max(value) AS value_max, avg(value) AS value_avg,
+       sum(value) AS value_sum, last(value, time) AS value_last, max(time) AS last_time,
+       count(*) AS samples
+FROM process_data
+WHERE quality = 192 AND value IS NOT NULL
+GROUP BY time_bucket(INTERVAL '1 day', time), gateway_id, tag_id
+WITH NO DATA;
+-- @end
 
 -- The newest value of each tag, whatever its quality, kept by the writer.
 CREATE TABLE process_data_latest (
@@ -48,6 +91,7 @@ CREATE TABLE process_data_latest (
     PRIMARY KEY (tag_id, gateway_id)
 );
 
+-- @plain
 -- Daily partitions (UTC days) covering [p_from, p_to]; returns how many were created.
 -- Serialised by an advisory lock so two gateways cannot race on the same CREATE TABLE.
 CREATE FUNCTION process_data_ensure_partitions(p_from timestamptz, p_to timestamptz)
@@ -100,10 +144,13 @@ BEGIN
     END LOOP;
 END $$;
 
+-- @end
 -- Retention and look-ahead per storage_settings, as of p_now (the gateway calls this
--- periodically; tests pass a chosen p_now).
+-- periodically; tests pass a chosen p_now). On TimescaleDB the policies are TimescaleDB
+-- jobs, and this has nothing to do.
 CREATE FUNCTION process_data_maintain(p_now timestamptz DEFAULT now())
 RETURNS TABLE (partitions_created integer, partitions_dropped integer, rollup_rows_deleted bigint)
+-- @plain
 LANGUAGE plpgsql AS $$
 DECLARE
     s storage_settings;
@@ -122,3 +169,6 @@ BEGIN
     DELETE FROM energy_analysis WHERE time < p_now - s.rollup_retention;
     RETURN NEXT;
 END $$;
+-- @timescale
+LANGUAGE sql AS $$ SELECT 0, 0, 0::bigint $$;
+-- @end

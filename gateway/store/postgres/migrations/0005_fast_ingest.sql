@@ -1,20 +1,26 @@
--- Fast ingest (TimescaleDB). process_data becomes append-only: the writer COPYs each
--- chunk straight into it, exactly once, guarded by forwarding_cursor instead of a unique key.
+-- Fast ingest: process_data becomes append-only. The writer COPYs each chunk straight into
+-- it, exactly once, guarded by forwarding_cursor instead of a unique key.
 --
 -- * The primary key (tag_id, time, gateway_id) goes: it existed only to turn replays into
 --   no-ops with ON CONFLICT, and its unique check cost most of the write time. Replays are
 --   now impossible: the cursor row advances in the same transaction as the COPY.
 -- * The foreign key to process_tags goes: a per-row trigger on every value, while the writer
 --   syncs the catalog (every tag it can send) before writing. Catalog tables keep theirs.
--- * tag_id keeps its collation here: TimescaleDB refuses column type changes once
---   compression is enabled. (Untested on TimescaleDB: the CI server has no extension.)
+-- * Plain PostgreSQL: tag_id compares bytewise (COLLATE "C"): ids are ASCII codes, and the
+--   index on it no longer pays for locale-aware comparisons. TimescaleDB: tag_id keeps its
+--   collation, because TimescaleDB refuses column type changes once compression is enabled.
+--   (Untested on TimescaleDB: the CI server has no extension.)
 -- * chunk_seq numbers each gateway's write transactions; the maintenance pass folds rows with
 --   chunk_seq above its watermark into process_data_latest and the rollups (derived.py).
---   Rows written before this migration carry 0. On TimescaleDB the rollups are continuous
---   aggregates: the pass keeps only process_data_latest.
+--   Rows written before this migration carry 0: the old writer had already folded them. On
+--   TimescaleDB the rollups are continuous aggregates: the pass keeps only
+--   process_data_latest.
 
 ALTER TABLE process_data DROP CONSTRAINT IF EXISTS process_data_pkey;
 ALTER TABLE process_data DROP CONSTRAINT IF EXISTS process_data_tag_id_fkey;
+-- @plain
+ALTER TABLE process_data ALTER COLUMN tag_id TYPE varchar(50) COLLATE "C";
+-- @end
 ALTER TABLE process_data ADD COLUMN chunk_seq bigint NOT NULL DEFAULT 0;
 -- No btree: measured on the benchmark (10,000 tags, 1M values), a btree on (tag_id, time)
 -- maintained per row cut COPY from ~800k to ~170k rows/s. Instead the writer sorts each

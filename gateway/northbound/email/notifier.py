@@ -1,28 +1,9 @@
-"""E-mail notification of alarms: the seed's "send email notification" step, off by default.
-
-The notifier listens to the alarm service (``AlarmService.listeners``). Of each list of
-transitions it keeps only activations (and, if configured, escalations) at ``min_severity`` or
-above, and queues them; that is all the alarm path pays. A worker task mails them through SMTP,
-with ``smtplib`` on a thread of its own so a slow or silent server never touches the event loop.
-
-Rate limit: at most ``max_per_window`` mails in any ``window_s`` (a sliding window). Each alarm
-gets a mail of its own while the window allows; the last mail a window allows summarises every
-alarm still waiting, and alarms raised after it wait for the window and go out together in the
-next mail. An alarm flood therefore costs the on-call engineer a bounded number of mails and
-no alarm is left out of them.
-
-While the server is unreachable, mails are retried with a growing delay and new alarms keep
-queueing; beyond ``queue_size`` the oldest are dropped, counted, and the next mail says how many.
-Everything is reported in the ``email`` section of /health and on /metrics.
-"""
+"""The alarm e-mail notifier: selection, rate-limited queue, digest mails, retries."""
 
 from __future__ import annotations
 
 import asyncio
 import math
-import smtplib
-import socket
-import ssl
 import time
 from collections import deque
 from collections.abc import Iterator
@@ -32,23 +13,20 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import formatdate
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from analytics.alarm_types import AlarmState, AlarmTransition, Severity
+from gateway.northbound.email.smtp import send_blocking
 from gateway.runtime.logs import get_logger
-from gateway.settings import EmailSettings, SmtpSecurity
+from gateway.settings import EmailSettings
 from plant.catalog import Catalog
-
-if TYPE_CHECKING:
-    from gateway.daemon import Gateway
 
 log = get_logger("gateway.northbound.email")
 
 SERVICE_NAME = "email"
-ALARMS_SERVICE = "alarms"
 RETRY_MIN_S = 5.0
 RETRY_MAX_S = 300.0
 DIGEST_MAX_LINES = 50
@@ -369,73 +347,6 @@ class EmailNotifier:
         yield waiting
 
 
-def send_blocking(settings: EmailSettings, message: EmailMessage) -> dict[str, Any]:
-    """Deliver one message over SMTP (blocking: run it on a worker thread). Returns the
-    recipients the server refused; raises ``smtplib.SMTPException`` or ``OSError``."""
-    context = None
-    if settings.security != SmtpSecurity.NONE:
-        context = ssl.create_default_context(
-            cafile=str(settings.ca_file) if settings.ca_file else None)
-    # The host name, not getfqdn(): a reverse DNS lookup can stall for seconds on a plant LAN.
-    helo = socket.gethostname()
-    if settings.security == SmtpSecurity.SSL:
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host or "", settings.port, helo,
-                                              timeout=settings.timeout_s, context=context)
-    else:
-        smtp = smtplib.SMTP(settings.host or "", settings.port, helo, timeout=settings.timeout_s)
-    with smtp:
-        if settings.security == SmtpSecurity.STARTTLS:
-            smtp.starttls(context=context)
-        if settings.username is not None:
-            password = settings.password.get_secret_value() if settings.password else ""
-            smtp.login(settings.username, password)
-        return smtp.send_message(message)
-
-
-class EmailService:
-    """The ``email`` service (``gateway.services.base.Service``): the notifier as a listener of the
-    alarm service, with its /health section, health check and metrics."""
-
-    name = SERVICE_NAME
-
-    def __init__(self, settings: EmailSettings, *, retry_min_s: float = RETRY_MIN_S):
-        self.settings = settings
-        self.retry_min_s = retry_min_s
-        self.notifier: EmailNotifier | None = None
-
-    async def start(self, gateway: Gateway) -> None:
-        alarms = gateway.context.extras.get(ALARMS_SERVICE)
-        if alarms is None:
-            log.error("email notification needs the alarm service; it is off")
-            return
-        settings = gateway.settings
-        self.notifier = EmailNotifier(self.settings, settings.gateway_id, settings.site,
-                                      catalog=gateway.catalog,
-                                      timezone=settings.analytics.timezone,
-                                      retry_min_s=self.retry_min_s)
-        self.notifier.start()
-        alarms.listeners.append(self.notifier.on_transitions)
-        extras = gateway.context.extras
-        extras.setdefault("health_sections", {})[SERVICE_NAME] = self.notifier.health
-        extras.setdefault("health_checks", {})[SERVICE_NAME] = self.notifier.problem
-        extras.setdefault("metrics", {})[SERVICE_NAME] = self.notifier.metrics
-
-    async def reload(self, settings: Any, catalog: Catalog) -> None:
-        """SIGHUP: new recipients, limits and server apply to the next mail; switching e-mail
-        on or off takes a restart."""
-        if self.notifier is None:
-            return
-        if not settings.email.enabled:
-            log.warning("email.enabled = false takes effect only after a restart")
-            return
-        self.settings = self.notifier.settings = settings.email
-        self.notifier.catalog = catalog
-
-    async def stop(self) -> None:
-        if self.notifier is not None:
-            await self.notifier.stop()
-
-
 def _missing(value: float | None) -> bool:
     return value is None or math.isnan(value)
 
@@ -445,7 +356,3 @@ def _duration(seconds: float) -> str:
         minutes = int(seconds // 60)
         return f"{minutes} minute{'s' if minutes != 1 else ''}"
     return f"{seconds:g} s"
-
-
-__all__ = ["EmailNotifier", "EmailService", "EmailState", "Mail", "is_notifiable",
-           "send_blocking"]
