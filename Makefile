@@ -9,7 +9,9 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@# setuptools warns on every editable install that a folder named like a package shadows it:
+	@# that is how this repository is laid out, so that one notice is silenced.
+	PYTHONWARNINGS='ignore:Editable installation' $(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
 ## Run the gateway with the bundled simulator and the embedded store (no database or broker).

@@ -34,6 +34,7 @@ from gateway.northbound.mqtt.service import MqttService
 from gateway.northbound.mqtt.values import MqttValues
 from gateway.northbound.opcua.service import OpcUaServerService
 from gateway.runtime.logs import get_logger
+from gateway.runtime.ports import Listener, PortInUse, ensure_free, is_address_in_use
 from gateway.runtime.sdnotify import Notifier
 from gateway.runtime.simulator_child import SimulatorProcess
 from gateway.runtime.supervisor import Supervisor
@@ -87,10 +88,11 @@ def check_state_dir(state_dir) -> None:
 class Gateway:
     """One running gateway. ``run()`` returns after SIGTERM/SIGINT once data is flushed."""
 
-    def __init__(self, config: Config, simulate: bool = False):
+    def __init__(self, config: Config, simulate: bool = False, scenario: str | None = None):
         self.config = config
         self.settings = config.settings
         self.simulate = simulate
+        self.scenario = scenario
         self.simulator: SimulatorProcess | None = None
         self.supervisor = Supervisor()
         self.stop_event = asyncio.Event()
@@ -119,10 +121,23 @@ class Gateway:
         finally:
             await asyncio.wait_for(self._shutdown(), SHUTDOWN_DEADLINE_S + 2)
 
+    def _listeners(self) -> list[Listener]:
+        """Every port this configuration listens on, with the setting that names it."""
+        s = self.settings
+        out = [Listener("http.port", s.http.host, s.http.port)]
+        if s.opcua_server.enabled:
+            out.append(Listener("opcua_server.port", s.opcua_server.host, s.opcua_server.port))
+        if self.simulate:
+            out += [Listener("simulator.opcua_port", "127.0.0.1", s.simulator.opcua_port),
+                    Listener("simulator.modbus_port", "127.0.0.1", s.simulator.modbus_port)]
+        return out
+
     async def _start(self) -> None:
         settings = self.settings
+        # Before anything starts: a port in use is a configuration problem naming its setting.
+        ensure_free(self._listeners(), str(self.config.path))
         if self.simulate:
-            self.simulator = SimulatorProcess(settings)
+            self.simulator = SimulatorProcess(settings, self.scenario)
             await self.simulator.start()
             settings = self.settings = self.simulator.point_devices(settings)
         self.catalog_synthetic = settings.simulator.synthetic_tags if self.simulate else 0
@@ -329,7 +344,13 @@ class Gateway:
         self.http_runner = web.AppRunner(create_app(self.deps), access_log=None)
         await self.http_runner.setup()
         site = web.TCPSite(self.http_runner, http.host, http.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if is_address_in_use(exc):  # taken since the check at start
+                raise PortInUse(Listener("http.port", http.host, http.port),
+                                str(self.config.path)) from None
+            raise
         self.http_port = site._server.sockets[0].getsockname()[1]  # real port when 0 was asked
 
     async def _retention_loop(self) -> None:

@@ -12,7 +12,7 @@ import importlib
 import sys
 from pathlib import Path
 
-from gateway.runtime.exit_codes import EXIT_ERROR, EXIT_OK, report_config_error
+from gateway.runtime.exit_codes import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, report_config_error
 from gateway.settings import DEFAULT_CONFIG, load_config
 from plant.errors import ConfigError
 
@@ -36,6 +36,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     run.add_argument("--simulate", action="store_true",
                      help="start the bundled simulator on loopback and read it")
+    run.add_argument("--scenario", metavar="NAME",
+                     help="with --simulate: start this simulator scenario (e.g. furnace-upset; "
+                          "`refineryiq simulate --help` lists them)")
 
     for name, (_, help_text) in PASS_THROUGH.items():
         sub.add_parser(name, help=help_text, add_help=False).add_argument(
@@ -63,10 +66,13 @@ def cmd_check_config(path: Path) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    if args.scenario is not None and not args.simulate:
+        print("refineryiq run: --scenario needs --simulate", file=sys.stderr)
+        return EXIT_CONFIG
     config = load_config(args.config)
     _configure_logging(config.settings.logging.level, config.settings.logging.format, args.log_level)
     from gateway.daemon import Gateway
-    asyncio.run(Gateway(config, simulate=args.simulate).run())
+    asyncio.run(Gateway(config, simulate=args.simulate, scenario=args.scenario).run())
     return EXIT_OK
 
 

@@ -112,7 +112,7 @@ class DaemonProcess:
 
     def _cleanup(self) -> None:
         if self.proc is not None:
-            # the simulator child shares the session; make sure nothing outlives the test
+            # the daemon's group; its simulator child (own session) dies with it (PDEATHSIG)
             try:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             except ProcessLookupError:
