@@ -44,7 +44,11 @@ def make_driver(device: Device, plans: dict[str, GroupPlan], state_dir: Path) ->
 
 @dataclass
 class GroupStats:
-    """Counters of one scan group (shown in /health and /metrics)."""
+    """Counters of one scan group, the one source of /health and /metrics figures.
+
+    ``scans`` counts a poll group's completed reads and a subscribe group's deliveries;
+    ``overruns``, ``skipped`` and ``last_scan_duration_s`` only apply to poll groups.
+    """
 
     scans: int = 0
     overruns: int = 0
@@ -166,8 +170,16 @@ class Pipeline:
                 schedule.scans, schedule.overruns, schedule.skipped)
 
     async def subscribe_group(self, group_id: str) -> None:
+        """Keep a ``mode = "subscribe"`` group's subscription: each delivery is one scan."""
         plan = self.plans[group_id]
-        await self.drivers[plan.group.device].subscribe(group_id, self.submit)
+        await self.drivers[plan.group.device].subscribe(group_id, self._deliver)
+
+    async def _deliver(self, batch: Batch) -> None:
+        # A subscription delivery (changed values, or the group failed as a whole) is that
+        # group's scan: counted here as a poll group's is by its schedule, so /health and
+        # /metrics, which both read ``group_stats``, count every group kind the same way.
+        self.group_stats[batch.group].scans += 1
+        await self.submit(batch)
 
     async def submit(self, batch: Batch) -> None:
         """Hand a Batch to the accept stage; waits (counted) when the queue is full, so a slow

@@ -3,7 +3,8 @@
 At start it loads the type models from ``<state_dir>/models``
 (:func:`analytics.pdm.predict.describe_models`); when there are none and
 ``maintenance.train_on_first_start`` is set, it runs ``refineryiq train`` in a child process
-(the event loop never waits on it; its progress is logged) and loads the result. Every
+(the event loop never waits on it; its progress is logged, a line saying WARNING or ERROR at
+that level with the path of the model card to read) and loads the result. Every
 ``interval_s`` (the first run ``first_run_delay_s`` after start, retried sooner while no
 equipment has enough history) it reads each equipment's signal tags from the embedded store
 and hands them to a prediction child, which loads the models and computes features and
@@ -31,6 +32,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import sqlite3
 import sys
@@ -43,6 +45,7 @@ from typing import Any, Protocol
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from analytics.pdm.card import CARD_SUFFIX
 from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR
 from analytics.pdm.predict import (
     EquipmentSeries,
@@ -91,6 +94,25 @@ SCHEMA = [
     "CREATE TABLE IF NOT EXISTS prediction (equipment_id TEXT PRIMARY KEY, ts REAL NOT NULL, "
     "body TEXT NOT NULL) WITHOUT ROWID",
 ]
+
+
+# A child's line that says its level: it starts with the level in capitals ("WARNING: ...",
+# "ERROR ...") or followed by a colon ("Warning: ..."), or it is Python's own "UserWarning: ..."
+# (the warnings module) or "ValueError: ..." (a traceback's last line).
+_LEVEL_WORD = re.compile(r"(?:(?P<upper>WARNING|WARN|ERROR|CRITICAL|FATAL)\b"
+                         r"|(?P<any>(?i:warning|warn|error|critical|fatal)):)")
+_PYTHON_CATEGORY = re.compile(r"(?:^|\s|:)\w*(?P<kind>Warning|Error|Exception):\s")
+
+
+def line_level(line: str) -> str | None:
+    """``"warning"`` or ``"error"`` when the line says it is one (see above), else None."""
+    word = _LEVEL_WORD.match(line)
+    if word is not None:
+        return "warning" if (word["upper"] or word["any"]).lower().startswith("warn") else "error"
+    category = _PYTHON_CATEGORY.search(line)
+    if category is not None:
+        return "warning" if category["kind"] == "Warning" else "error"
+    return None
 
 
 class TrainingState(StrEnum):
@@ -197,8 +219,9 @@ class MaintenanceService:
         except OSError:
             pass
         try:
-            await asyncio.gather(self._log_output(proc.stdout, progress=False),
-                                 self._log_output(proc.stderr, progress=True))
+            said: set[str] = set()
+            await asyncio.gather(self._log_output(proc.stdout, progress=False, said=said),
+                                 self._log_output(proc.stderr, progress=True, said=said))
             code = await proc.wait()
         except asyncio.CancelledError:
             # Kill the whole group: worker processes hold the output pipes open, and the
@@ -217,10 +240,17 @@ class MaintenanceService:
         log.info("maintenance.training_done", duration_s=round(time.monotonic() - started, 1),
                  types=len(self.models))
 
-    async def _log_output(self, stream: asyncio.StreamReader | None, progress: bool) -> None:
-        """Log the child's lines; progress-bar redraws (``\\r``) at most every few seconds."""
+    async def _log_output(self, stream: asyncio.StreamReader | None, progress: bool,
+                          said: set[str] | None = None) -> None:
+        """Log the child's lines; progress-bar redraws (``\\r``) at most every few seconds.
+
+        A line that says it is a warning or an error (:func:`line_level`) is logged at that
+        level, once per training (``said`` holds those already logged, shared by both
+        streams), with the path of the model card that tells the details.
+        """
         if stream is None:
             return
+        said = set() if said is None else said
         pending, last = b"", 0.0
         while chunk := await stream.read(4096):
             pending += chunk
@@ -229,12 +259,27 @@ class MaintenanceService:
                 line = part.decode(errors="replace").strip()
                 if not line:
                     continue
+                level = line_level(line)
+                if level is not None:
+                    if line not in said:
+                        said.add(line)
+                        getattr(log, level)("maintenance.training", line=line,
+                                            card=str(self.card_of(line)))
+                    continue
                 if progress and "[" in line and "]" in line:
                     if time.monotonic() - last >= TRAIN_LOG_EVERY_S:
                         last = time.monotonic()
                         log.info("maintenance.training_progress", line=" ".join(line.split()))
                     continue
                 log.info("maintenance.training", line=line)
+
+    def card_of(self, line: str) -> Path:
+        """The model card a training line is about: ``<models dir>/<TYPE>.card.json`` for the
+        first equipment type the line names, else the models folder (every card is there)."""
+        for word in re.findall(r"[A-Z]+", line):
+            if word in EquipmentType.__members__:
+                return self.models_dir / f"{word}{CARD_SUFFIX}"
+        return self.models_dir
 
     # -- runs ------------------------------------------------------------------------------
 

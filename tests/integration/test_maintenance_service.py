@@ -277,3 +277,54 @@ async def test_the_default_training_command_is_refineryiq_train_into_the_models_
         assert command[command.index("--runs") + 1] == str(SETTINGS.train_runs)
     finally:
         await _close(gateway, service)
+
+
+async def test_a_training_warning_is_logged_as_a_warning_once_with_the_card_to_read(tmp_path, models_dir):
+    from structlog.testing import capture_logs
+
+    gateway = await _state(tmp_path, None, hours=1.0)
+    settings = MaintenanceSettings(first_run_delay_s=3600.0, train_on_first_start=True, train_delay_s=0)
+    service = MaintenanceService(settings, gateway.catalog, gateway.store,
+                                 gateway.settings.state_dir, gateway.supervisor,
+                                 clock=lambda: EPOCH + 3600.0)
+    out = gateway.settings.state_dir / "models"
+    warning = ("WARNING: PUMP misses the target (recall >= 0.9 at precision >= 0.8) on held-out "
+               "runs; model written anyway")
+    # `refineryiq train` prints its summary on stdout; the same line also reaches stderr here,
+    # and twice on stdout: it must still be logged once.
+    service.train_command = lambda: [sys.executable, "-c", (
+        f"import shutil, sys; line = {warning!r}; print('PUMP: train [####] 100%', file=sys.stderr); "
+        f"shutil.copytree({str(models_dir)!r}, {str(out)!r}); print('PUMP horizon 24 h'); "
+        "print(line); print(line); print(line, file=sys.stderr); "
+        "print('ERROR: COMPRESSOR histories are too short', file=sys.stderr)")]
+    with capture_logs() as logs:
+        await service.start()
+        try:
+            for _ in range(600):
+                if service.training != TrainingState.RUNNING:
+                    break
+                await asyncio.sleep(0.05)
+            assert service.training == TrainingState.DONE
+        finally:
+            await _close(gateway, service)
+    relayed = [e for e in logs if e["event"] == "maintenance.training"]
+    warned = [e for e in relayed if e["line"] == warning]
+    assert [e["log_level"] for e in warned] == ["warning"]
+    assert warned[0]["card"] == str(out / "PUMP.card.json")
+    assert (out / "PUMP.card.json").is_file()
+    (error,) = [e for e in relayed if e["line"].startswith("ERROR:")]
+    assert error["log_level"] == "error" and error["card"] == str(out / "COMPRESSOR.card.json")
+    assert [e["log_level"] for e in relayed if e["line"] == "PUMP horizon 24 h"] == ["info"]
+
+
+def test_a_line_says_its_level_by_its_first_word_or_a_python_category():
+    from gateway.services.maintenance import line_level
+
+    assert line_level("WARNING: VALVE misses the target") == "warning"
+    assert line_level("Warning: few runs") == "warning"
+    assert line_level("ERROR: out of memory") == "error"
+    assert line_level("/venv/sklearn/x.py:12: ConvergenceWarning: lbfgs failed") == "warning"
+    assert line_level("ValueError: not enough runs") == "error"
+    for info in ("PUMP horizon 72 h  threshold 0.35  meets target: NO", "error rate 0.1",
+                 "PUMP: train [####] 100%", "held-out metrics"):
+        assert line_level(info) is None, info

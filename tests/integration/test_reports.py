@@ -21,8 +21,9 @@ from pypdf import PdfReader
 from tests.support.daemon import ROOT, DaemonProcess
 
 ZONE = ZoneInfo("America/Caracas")
-SECTION_TITLES = ("KPIs against targets", "OEE per unit", "Mass and energy balance",
-                  "Energy against benchmarks", "Alarm summary", "Equipment health", "Tanks",
+# In reading order: what a shift supervisor looks at first comes first.
+SECTION_TITLES = ("Shift summary", "Alarm summary", "Equipment health", "KPIs against targets",
+                  "Energy against benchmarks", "OEE per unit", "Tanks", "Mass and energy balance",
                   "Data quality")
 
 pytestmark = pytest.mark.timeout(120)

@@ -7,6 +7,7 @@ One daemon for the module (``refineryiq run --simulate``), analytics every 2 s.
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 import urllib.request
 from datetime import datetime
@@ -14,9 +15,12 @@ from datetime import datetime
 import pytest
 
 from gateway.services.accounts.users import Role
-from tests.support.daemon import DaemonProcess, state_with_users
+from plant.load import load_plant
+from tests.support.daemon import ROOT, DaemonProcess, state_with_users
 
 PASSWORD = "correct horse battery"
+# The catalog's own tags (config/plant.toml), the count the seed's views report.
+PLANT_TAGS = len(load_plant(ROOT / "config" / "plant.toml").tags)
 USERS = {"vera": Role.VIEWER, "oscar": Role.OPERATOR, "sofia": Role.SUPERVISOR}
 
 
@@ -233,7 +237,7 @@ def test_normalized_stats_count_the_plant(daemon):
     has_fields(body, "total_units active_units total_tags total_equipment operational_equipment "
                      "total_process_records process_records_today total_alerts active_alerts "
                      "database_normalized last_updated")
-    assert (body["total_units"], body["total_tags"], body["total_equipment"]) == (4, 51, 9)
+    assert (body["total_units"], body["total_tags"], body["total_equipment"]) == (4, PLANT_TAGS, 9)
     assert body["active_units"] == 4 and body["total_process_records"] > 0
     assert body["database_normalized"] is True
 
@@ -242,7 +246,7 @@ def test_normalized_units_tags_and_equipment_carry_the_seed_fields(daemon):
     units = daemon.get("/api/normalized/units")[1]
     has_fields(units[0], "unit_id name type description capacity status unit_status")
     tags = daemon.get("/api/normalized/tags")[1]
-    assert len(tags) == 51
+    assert len(tags) == PLANT_TAGS
     has_fields(tags[0], "tag_id tag_name unit_id unit_name engineering_units min_val max_val "
                         "description tag_type is_critical")
     equipment = daemon.get("/api/normalized/equipment")[1]
@@ -381,3 +385,104 @@ def test_docs_page_renders_the_document_without_scripts(daemon):
         text = resp.read().decode()
         assert "default-src 'none'" in resp.headers["Content-Security-Policy"]
     assert "/api/supplies/data" in text and "<script" not in text
+
+
+# ----------------------------------------------------------------------------- figures, language
+
+
+def get_in(daemon, path: str, language: str | None = None) -> tuple[object, str | None]:
+    """The JSON answer and its Content-Language, asking with ``Accept-Language: language``."""
+    headers = {} if language is None else {"Accept-Language": language}
+    request = urllib.request.Request(daemon.url + path, headers=headers)
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        return json.loads(resp.read()), resp.headers.get("Content-Language")
+
+
+def decimals(x: float | None) -> int:
+    return 0 if x is None or float(x).is_integer() else len(repr(float(x)).split(".")[1])
+
+
+def test_stats_advanced_rounds_what_the_analytics_route_keeps_in_full(daemon):
+    def same_run():
+        before = daemon.get("/api/analytics/kpis")[1]
+        seed = daemon.get("/api/stats/advanced")[1]
+        after = daemon.get("/api/analytics/kpis")[1]
+        return (before, seed) if before["ts"] == after["ts"] else None
+
+    full, seed = daemon.wait_for(same_run, 20, "two reads within one analytics run")
+    plant = full["plant"]
+    assert seed["oee"]["score"] == round(plant["oee_pct"], 1)
+    assert seed["oee"]["availability"] == round(plant["availability_pct"], 1)
+    assert seed["stability"]["index"] == round(plant["stability_index"], 1)
+    assert seed["stability"]["variance"] == round(plant["stability_variance"], 4)
+    assert seed["financial"]["lost_throughput_bpd"] == round(seed["financial"]["lost_throughput_bpd"])
+    assert all(decimals(v) <= 1 for v in seed["oee"].values())
+    # The gateway's own route keeps full precision.
+    assert max(decimals(plant[k]) for k in ("oee_pct", "stability_index")) > 2
+
+
+def test_seed_kpis_and_history_have_one_decimal_percentages_and_whole_barrels(daemon):
+    for row in daemon.get("/api/kpis")[1]:
+        assert decimals(row["efficiency"]) <= 1 and decimals(row["quality"]) <= 1
+        assert decimals(row["throughput"]) == 0
+    point = daemon.get("/api/dashboard/history")[1][-1]
+    assert decimals(point["efficiency"]) <= 1 and decimals(point["production"]) == 0
+
+
+def test_enriched_process_data_quality_is_the_data_dictionary_integer(daemon):
+    rows = daemon.get("/api/normalized/process-data/enriched?limit=50")[1]
+    words = {192: "GOOD", 128: "DOUBTFUL", 64: "BAD"}
+    for r in rows:
+        assert r["quality"] in words and r["quality_text"] == words[r["quality"]]
+        assert decimals(r["value"]) <= 2
+
+
+def test_energy_recommendations_are_spanish_unless_english_is_asked_for(daemon):
+    from gateway.northbound.http.compat.sentences import ENERGY
+
+    # Asked in turn, so that an answer kept in one language is never served in the other.
+    answers = [get_in(daemon, "/api/energy/analysis", language)
+               for language in (None, "en-US,en;q=0.9", "es-VE", "fr, en;q=0.5", None)]
+    assert [lang for _, lang in answers] == ["es", "en", "es", "en", "es"]
+    english_words = re.compile(r"\b(the|is|of|and|at|or|check|feed|exceeds|covers)\b")
+    for rows, lang in answers:
+        assert rows
+        for r in rows:
+            text = r["recommendation"]
+            if lang == "en":  # analytics' own sentence, one of the templates translated
+                assert ENERGY.spanish(text) is not None, text
+            else:
+                assert ENERGY.spanish(text) is None and not english_words.search(text), text
+            assert decimals(r["consumption_kwh"]) == 0 and decimals(r["kwh_per_bbl"]) <= 2
+
+
+def test_alert_messages_are_spanish_unless_english_is_asked_for(daemon):
+    status, _ = _post_control(daemon, {"tag_id": "TI-306", "kind": "out_of_range",
+                                       "duration_s": 30})
+    assert status == 200
+
+    def raised(language):
+        rows, lang = get_in(daemon, "/api/alerts/history", language)
+        found = [a for a in rows if a["tag_id"] == "TI-306"]
+        return (found[0], lang) if found else None
+
+    (alert, lang) = daemon.wait_for(lambda: raised(None), 30, "TI-306 alert")
+    assert lang == "es" and ": alarma " in alert["message"] and "severidad" in alert["message"]
+    assert alert["severity"] in ("HIGH", "MEDIUM", "LOW")  # the enum word does not change
+    english, lang = raised("en")
+    assert lang == "en" and " alarm" in english["message"] and english["id"] == alert["id"]
+    assert decimals(alert["value"]) <= 2
+
+
+def test_the_root_message_is_spanish_by_default(daemon):
+    assert get_in(daemon, "/")[0]["message"].startswith("Pasarela RefineryIQ Edge")
+    assert get_in(daemon, "/", "en")[0]["message"].startswith("RefineryIQ Edge gateway")
+
+
+def test_openapi_says_which_seed_routes_round_and_speak_spanish(daemon):
+    doc = daemon.get("/api/openapi.json")[1]
+    energy = doc["paths"]["/api/energy/analysis"]["get"]["description"]
+    assert "rounded" in energy and "Spanish" in energy and "Accept-Language" in energy
+    assert "rounded" in doc["paths"]["/api/stats/advanced"]["get"]["description"]
+    record = doc["components"]["schemas"]["ProcessRecord"]["properties"]
+    assert record["quality"]["type"] == "integer" and "192" in record["quality"]["description"]

@@ -66,6 +66,30 @@ def device_report(deps: ApiDeps, now: float) -> list[dict]:
     return out
 
 
+def group_report(deps: ApiDeps) -> list[dict]:
+    """Each scan group's counters, poll and subscribe alike, from ``Pipeline.group_stats``:
+    the rows ``/metrics`` exports too, so the two never disagree."""
+    pipeline = deps.pipeline
+    out = []
+    for group_id, plan in pipeline.plans.items():
+        stats = pipeline.group_stats.get(group_id)
+        if stats is None:
+            continue
+        out.append({
+            "id": group_id,
+            "device": plan.group.device,
+            "mode": plan.group.mode,
+            "tags": len(plan.tags),
+            "scans": stats.scans,
+            "overruns": stats.overruns,
+            "skipped_scans": stats.skipped,
+            "values": stats.values,
+            "bad_values": stats.bad_values,
+            "last_scan_duration_s": stats.last_scan_duration_s,
+        })
+    return out
+
+
 def overall(devices: list[dict], deps: ApiDeps) -> tuple[Health, list[str]]:
     """The verdict over ``devices`` (:func:`device_report`), the store and the services'
     health checks, with the reasons for anything short of healthy."""
@@ -113,6 +137,7 @@ async def get_health(request: web.Request) -> web.Response:
         "timestamp": now,
         "uptime_s": round(now - deps.started_at, 1),
         "devices": devices,
+        "scan_groups": group_report(deps),
         "counters": {
             "accepted_batches": p.accepted_batches,
             "accepted_values": p.accepted_values,

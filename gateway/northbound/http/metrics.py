@@ -1,7 +1,7 @@
 """GET /metrics: Prometheus exposition, collected from the running gateway's counters.
 
 A custom collector reads the pipeline's counters at scrape time, so the scan path does no
-metrics work of its own.
+metrics work of its own; per scan group it exports the rows of /health's ``scan_groups``.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from drivers.quality import Quality, Reason
 from gateway.northbound.http.deps import DEPS_KEY, ApiDeps
+from gateway.northbound.http.health import group_report
 
 
 class GatewayCollector:
@@ -35,16 +36,21 @@ class GatewayCollector:
             connected.add_metric([device_id], 1.0 if p.drivers[device_id].connected else 0.0)
         yield from (values, rate, connected)
 
-        scans = CounterMetricFamily("refineryiq_scans", "Scans completed", labels=["group"])
+        scans = CounterMetricFamily("refineryiq_scans", "Scans completed (a subscribe group's deliveries)",
+                                    labels=["group"])
         overruns = CounterMetricFamily("refineryiq_scan_overruns", "Scans that overran their interval", labels=["group"])
         skipped = CounterMetricFamily("refineryiq_scans_skipped", "Scan deadlines skipped after overruns", labels=["group"])
         duration = GaugeMetricFamily("refineryiq_scan_duration_seconds", "Duration of the last scan", labels=["group"])
-        for group_id, g in p.group_stats.items():
-            scans.add_metric([group_id], g.scans)
-            overruns.add_metric([group_id], g.overruns)
-            skipped.add_metric([group_id], g.skipped)
-            duration.add_metric([group_id], g.last_scan_duration_s)
-        yield from (scans, overruns, skipped, duration)
+        group_values = CounterMetricFamily("refineryiq_group_values", "Values accepted into the store",
+                                           labels=["group"])
+        # The rows of /health's scan_groups: one source for both (poll and subscribe groups).
+        for g in group_report(self.deps):
+            scans.add_metric([g["id"]], g["scans"])
+            overruns.add_metric([g["id"]], g["overruns"])
+            skipped.add_metric([g["id"]], g["skipped_scans"])
+            duration.add_metric([g["id"]], g["last_scan_duration_s"])
+            group_values.add_metric([g["id"]], g["values"])
+        yield from (scans, overruns, skipped, duration, group_values)
 
         live = p.live
         by_reason = GaugeMetricFamily("refineryiq_tags_not_good", "Tags whose newest value is not good, by reason",

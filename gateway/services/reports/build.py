@@ -19,6 +19,7 @@ from analytics.energy import design_feed_bpd
 from gateway.services.analytics.run import PLANT_ID
 from gateway.services.reports.model import Column, DailyReport, PlantDay, Section, SectionKey, Table
 from gateway.services.reports.sources import DayInputs
+from gateway.services.reports.summary import summary_section
 from gateway.settings import ReportTargets
 from plant.catalog import SYNTHETIC_PREFIX, Catalog
 
@@ -207,8 +208,9 @@ def alarm_section(day: PlantDay, until: float, inputs: DayInputs, config: AlarmC
         top.rows.append([row["tag_id"], row["activations"], 100.0 * row["activations"] / total])
     return Section(SectionKey.ALARMS, "Alarm summary",
                    "Alarm-rate KPIs over the day from the alarm journal (ISA-18.2 section 16, "
-                   "EEMUA 191 targets), the most frequent alarms and the day's activations.",
-                   [perf, by_priority, top], charts=["alarms"])
+                   "EEMUA 191 targets), the most frequent alarms and the day's activations (per "
+                   "hour in the shift summary's trends).",
+                   [perf, by_priority, top])
 
 
 def equipment_section(inputs: DayInputs, catalog: Catalog) -> Section:
@@ -217,7 +219,9 @@ def equipment_section(inputs: DayInputs, catalog: Catalog) -> Section:
         Column("Equipment"), Column("Name"), Column("Unit"), Column("Score", PCT, 1),
         Column("Day min score", PCT, 1), Column("Status"), Column("Vibration zone"),
         Column("Worst component"), Column("Failure probability", PCT, 1)])
-    for r in inputs.equipment:
+    # Worst first: the lowest score leads, equipment without a score comes last.
+    for r in sorted(inputs.equipment, key=lambda r: (r.get("score") is None, r.get("score") or 0.0,
+                                                    r["equipment_id"])):
         worst = f"{r.get('worst_kind')} {r.get('worst_tag')}" if r.get("worst_tag") else None
         table.rows.append([r["equipment_id"], names.get(r["equipment_id"], ""), r.get("unit_id"),
                            r.get("score"), inputs.equipment_min_score.get(r["equipment_id"]),
@@ -225,7 +229,8 @@ def equipment_section(inputs: DayInputs, catalog: Catalog) -> Section:
     return Section(SectionKey.EQUIPMENT, "Equipment health",
                    "The newest health of each piece of equipment in the day (ISO 10816 vibration "
                    "zones, bearing temperature, limits) with the predictive-maintenance failure "
-                   "probability where a model is loaded, and the lowest score of the day.", [table])
+                   "probability where a model is loaded, and the lowest score of the day; "
+                   "lowest score first.", [table])
 
 
 def tank_section(rows: list[dict], catalog: Catalog) -> Section:
@@ -305,9 +310,10 @@ def build_report(inputs: DayInputs, day: PlantDay, until: float, generated_at: f
         generated_at=generated_at,
         analytics_as_of=max((r["ts"] for r in inputs.kpis), default=None),
         covered_until=until)
-    report.sections = [
-        kpis, oee_section(by_unit, unit_ids, targets.oee_pct), balance_section(inputs.balance),
-        energy_section(inputs.energy, catalog, day), alarm_section(day, until, inputs, alarm_config),
-        equipment_section(inputs, catalog), tank_section(inputs.tanks, catalog),
+    detail = [
+        alarm_section(day, until, inputs, alarm_config), equipment_section(inputs, catalog), kpis,
+        energy_section(inputs.energy, catalog, day), oee_section(by_unit, unit_ids, targets.oee_pct),
+        tank_section(inputs.tanks, catalog), balance_section(inputs.balance),
         quality_section(inputs.quality, catalog)]
+    report.sections = [summary_section(detail, catalog), *detail]
     return report

@@ -23,24 +23,29 @@ tr { page-break-inside: avoid; }
 th, td { border: 1px solid #c8c8c8; padding: 1.5pt 3pt; text-align: left; vertical-align: top; }
 th { background: #eef2f7; font-weight: 600; }
 td.n { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
-td.MET, td.WITHIN { color: #1b5e20; font-weight: 600; }
-td.BELOW, td.ABOVE { color: #b71c1c; font-weight: 600; }
+td.good { color: #1b5e20; font-weight: 600; }
+td.bad { color: #b71c1c; font-weight: 600; }
+td.warn { color: #e65100; font-weight: 600; }
 img.chart { width: 100%; max-width: 180mm; page-break-inside: avoid; }
 section { page-break-inside: auto; }
 """
-STATUS_WORDS = frozenset({"MET", "WITHIN", "BELOW", "ABOVE"})
+# The colour of a "Status" cell by its word.
+STATUS_CLASSES = {"MET": "good", "WITHIN": "good", "OPERATIONAL": "good", "NORMAL": "good",
+                  "BELOW": "bad", "ABOVE": "bad", "FAULT": "bad",
+                  "MAINTENANCE": "warn", "HIGH": "warn", "LOW": "warn"}
 
 
 def _table(table: Table) -> str:
     e = html.escape
     head = "".join(f"<th>{e(c.heading)}</th>" for c in table.columns)
     if not table.rows:
-        return f"<h3>{e(table.title)}</h3><p class=\"intro\">No data for this day.</p>"
+        return f"<h3>{e(table.title)}</h3><p class=\"intro\">{e(table.empty)}</p>"
     body = []
     for row in table.rows:
         cells = []
         for text, column in zip(table.formatted(row), table.columns, strict=True):
-            css = "n" if column.numeric else (text if text in STATUS_WORDS else "")
+            css = "n" if column.numeric else (
+                STATUS_CLASSES.get(text, "") if column.title == "Status" else "")
             cells.append(f"<td class=\"{css}\">{e(text)}</td>" if css else f"<td>{e(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return (f"<h3>{e(table.title)}</h3><table><thead><tr>{head}</tr></thead>"

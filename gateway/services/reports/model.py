@@ -40,15 +40,17 @@ MEDIA_TYPES = {
 
 
 class SectionKey(StrEnum):
-    """The report's sections, in reading order (also the XLSX sheet order)."""
+    """The report's sections, in reading order (also the XLSX sheet order): what a shift
+    supervisor looks at first comes first."""
 
-    KPIS = "kpis"
-    OEE = "oee"
-    BALANCE = "balance"
-    ENERGY = "energy"
+    SUMMARY = "summary"
     ALARMS = "alarms"
     EQUIPMENT = "equipment"
+    KPIS = "kpis"
+    ENERGY = "energy"
+    OEE = "oee"
     TANKS = "tanks"
+    BALANCE = "balance"
     DATA_QUALITY = "data_quality"
 
 
@@ -102,6 +104,7 @@ class Table:
     title: str
     columns: list[Column]
     rows: list[list[Cell]] = field(default_factory=list)
+    empty: str = "No data for this day."  # said instead of a table without rows
 
     def formatted(self, row: list[Cell]) -> list[str]:
         """A row as display text (numbers rounded to their column's decimals)."""
@@ -150,8 +153,15 @@ class DailyReport:
         return self.covered_until < self.day.end
 
     @property
+    def plant_label(self) -> str:
+        """The configured plant name (plant.toml ``name``) and site (gateway.toml ``site``)."""
+        if not self.site or self.site.casefold() in self.plant_name.casefold():
+            return self.plant_name
+        return f"{self.plant_name} · {self.site}"
+
+    @property
     def title(self) -> str:
-        return f"{self.plant_name} — Daily operations report {self.day.day.isoformat()}"
+        return f"{self.plant_label} — Daily operations report {self.day.day.isoformat()}"
 
     def section(self, key: SectionKey) -> Section:
         return next(s for s in self.sections if s.key == key)

@@ -50,7 +50,7 @@ def _table(pdf: ReportPdf, table: Table) -> None:
     size = 6.5 if len(table.columns) > WIDE_TABLE_COLUMNS else 7.5
     pdf.set_font(FONT, "", size)
     if not table.rows:
-        pdf.cell(0, 5, "No data for this day.", new_x="LMARGIN", new_y="NEXT")
+        pdf.cell(0, 5, table.empty, new_x="LMARGIN", new_y="NEXT")
         return
     aligns = ["RIGHT" if c.numeric else "LEFT" for c in table.columns]
     with pdf.table(headings_style=FontFace(emphasis="BOLD", fill_color=HEADING_FILL),

@@ -37,6 +37,9 @@ def _write_table(ws, table: Table, row: int, widths: dict[int, int]) -> int:
         cell = ws.cell(row=row, column=j, value=column.heading)
         cell.font, cell.fill = HEADER_FONT, HEADER_FILL
         widths[j] = max(widths.get(j, MIN_WIDTH), min(len(column.heading) + 2, MAX_WIDTH))
+    if not table.rows:
+        row += 1
+        ws.cell(row=row, column=1, value=table.empty)
     for values in table.rows:
         row += 1
         for j, (value, column) in enumerate(zip(values, table.columns, strict=True), start=1):

@@ -13,6 +13,8 @@ null for alarms that have none (bad quality, communication loss). ``time`` and `
 are both the raise time (the seed's frontend reads either). History reads the newest
 transitions of the journal (at most 1000) and reports each occurrence raised among them;
 an occurrence is acknowledged when an acknowledge of it was journaled or it stands acknowledged.
+``message`` is the engine's message in the request's language (:mod:`.language`,
+:mod:`.alarm_sentences`); ``value`` and ``threshold`` are rounded to 2 decimals.
 """
 
 from __future__ import annotations
@@ -26,7 +28,10 @@ from analytics.alarm_lifecycle import AlarmError
 from analytics.alarm_types import Alarm, AlarmState, AlarmTransition, Severity
 from gateway.northbound.http import response_cache as sources
 from gateway.northbound.http.auth import current_user
+from gateway.northbound.http.compat.alarm_sentences import ALARM_MESSAGE
 from gateway.northbound.http.compat.common import finite, running, unit_names, utc
+from gateway.northbound.http.compat.language import LANGUAGE_NOTE, language_source, localized
+from gateway.northbound.http.compat.rounding import ROUNDED, ProcessValue
 from gateway.northbound.http.deps import ApiDeps, deps_of
 from gateway.northbound.http.openapi import InvalidInput, Operation, QueryModel, add, query_of, respond
 from gateway.northbound.http.response_cache import cached
@@ -38,6 +43,7 @@ DEFAULT_HISTORY = 100
 SHOWN_STATES = (AlarmState.UNACK, AlarmState.ACKED, AlarmState.RTN_UNACK)
 ACK_FROM = (AlarmState.UNACK, AlarmState.RTN_UNACK)
 ACK_TO = (AlarmState.ACKED, AlarmState.NORMAL)
+DESCRIBED = f"{ROUNDED} The message is a sentence: {LANGUAGE_NOTE}"
 
 
 class Alert(BaseModel):
@@ -48,10 +54,11 @@ class Alert(BaseModel):
     unit_name: str | None
     tag_id: str
     tag_name: str
-    value: float | None
-    threshold: float | None
+    value: ProcessValue | None
+    threshold: ProcessValue | None
     severity: Severity
-    message: str
+    message: str = Field(description="what happened, a sentence: Spanish, or English on "
+                                     "Accept-Language en")
     acknowledged: bool
     key: str
     kind: str
@@ -96,7 +103,7 @@ def alert_of_alarm(deps: ApiDeps, alarm: Alarm, names: dict[str, str]) -> Alert:
                  unit_id=alarm.unit_id, unit_name=names.get(alarm.unit_id or ""),
                  tag_id=alarm.tag_id, tag_name=_source_name(deps, alarm.tag_id),
                  value=finite(alarm.value), threshold=finite(alarm.limit),
-                 severity=alarm.severity, message=alarm.message,
+                 severity=alarm.severity, message=ALARM_MESSAGE.say(alarm.message) or "",
                  acknowledged=not alarm.state.is_unacknowledged, key=alarm.key,
                  kind=alarm.kind.value, state=alarm.state.value, acknowledged_by=alarm.acked_by)
 
@@ -108,12 +115,14 @@ def alert_of_activation(deps: ApiDeps, t: AlarmTransition, names: dict[str, str]
     return Alert(id=occurrence_number(t.alarm_id) or t.seq, timestamp=raised, time=raised,
                  unit_id=t.unit_id, unit_name=names.get(t.unit_id or ""), tag_id=t.tag_id,
                  tag_name=_source_name(deps, t.tag_id), value=finite(t.value),
-                 threshold=finite(t.limit), severity=t.severity, message=t.message,
+                 threshold=finite(t.limit), severity=t.severity,
+                 message=ALARM_MESSAGE.say(t.message) or "",
                  acknowledged=acknowledged, key=t.key, kind=t.kind.value, state=state,
                  acknowledged_by=acknowledged_by)
 
 
-@cached(sources.catalog, sources.alarms)
+@localized
+@cached(sources.catalog, sources.alarms, language_source)
 async def get_alerts(request: web.Request) -> web.Response:
     """GET /api/alerts: standing alarms, newest first."""
     deps = deps_of(request)
@@ -153,7 +162,8 @@ def occurrences(deps: ApiDeps, transitions: list[AlarmTransition],
     return out
 
 
-@cached(sources.catalog, sources.alarms)
+@localized
+@cached(sources.catalog, sources.alarms, language_source)
 async def get_history(request: web.Request) -> web.Response:
     """GET /api/alerts/history: occurrences newest first."""
     deps = deps_of(request)
@@ -186,9 +196,10 @@ async def post_acknowledge(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     add(app, Operation("GET", "/api/alerts", get_alerts, "Standing alarms, newest first",
-                       list[Alert], query=AlertsQuery, tag=TAG))
+                       list[Alert], query=AlertsQuery, tag=TAG, description=DESCRIBED))
     add(app, Operation("GET", "/api/alerts/history", get_history,
-                       "Alarm occurrences, newest first", list[Alert], query=HistoryQuery, tag=TAG))
+                       "Alarm occurrences, newest first", list[Alert], query=HistoryQuery, tag=TAG,
+                       description=DESCRIBED))
     add(app, Operation("POST", "/api/alerts/{alert_id}/acknowledge", post_acknowledge,
                        "Acknowledge a standing alert", AckResult, role=Role.OPERATOR, tag=TAG,
                        errors={404: "no standing alert with this id"}))

@@ -6,7 +6,8 @@ unit_id, unit_name, sensors: [{tag_id, tag_name, value, units, quality}]}]``
 ``status`` is the analytics health status in the seed's words (see
 :data:`gateway.northbound.http.compat.common.HEALTH_TO_SEED`: NO_DATA shows as MAINTENANCE);
 ``health_status`` and ``health_score`` carry the analytics figures as they are. A sensor's
-``value`` is null until it has been read or while its quality is bad.
+``value`` is null until it has been read or while its quality is bad. Values are rounded to
+2 decimals and the health score to 1, as the original backend (:mod:`.rounding`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gateway.northbound.http.compat.common import (
     unit_names,
     utc,
 )
+from gateway.northbound.http.compat.rounding import ROUNDED, Percent, ProcessValue
 from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import Operation, add, respond
 from gateway.northbound.http.response_cache import cached
@@ -40,7 +42,7 @@ TAG = "assets"
 class Sensor(BaseModel):
     tag_id: str
     tag_name: str
-    value: float | None
+    value: ProcessValue | None
     units: str
     quality: str
     timestamp: datetime | None
@@ -52,7 +54,7 @@ class Asset(BaseModel):
     equipment_type: str
     status: EquipmentStatus
     health_status: str | None
-    health_score: float | None
+    health_score: Percent | None
     unit_id: str
     unit_name: str
     sensors: list[Sensor]
@@ -90,4 +92,5 @@ async def get_overview(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     add(app, Operation("GET", "/api/assets/overview", get_overview,
-                       "Equipment with its sensors' live values", list[Asset], tag=TAG))
+                       "Equipment with its sensors' live values", list[Asset], tag=TAG,
+                       description=ROUNDED))

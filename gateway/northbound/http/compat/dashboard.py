@@ -8,7 +8,9 @@
 Every figure is the analytics service's (``docs/analytics.md``): ``efficiency`` is the energy
 efficiency score (0–100, actual vs benchmark kWh/bbl), ``throughput`` and ``production`` the
 feed in bbl/day, ``quality`` the quality score (0–100). A unit without results yet has nulls
-and status NO_DATA.
+and status NO_DATA. Figures are rounded as the original backend's (:mod:`.rounding`):
+percentages and scores to 1 decimal, barrels and dollars to whole numbers, the stability
+variance to 4 decimals; ``/api/analytics/kpis`` has them in full precision.
 
 Daily loss (``financial.daily_loss_usd``) = lost throughput × margin + excess energy × price:
 lost throughput is the sum over units of (design feed − measured feed) in bbl/day (never
@@ -31,6 +33,9 @@ from analytics.energy import design_feed_bpd
 from analytics.kpis import StabilityTrend
 from gateway.northbound.http import response_cache as sources
 from gateway.northbound.http.compat.common import by_key, finite, running, utc
+from gateway.northbound.http.compat.language import LANGUAGE_NOTE, localized
+from gateway.northbound.http.compat.rounding import ROUNDED, Barrels, Kwh, Percent, Usd, Variance
+from gateway.northbound.http.compat.sentences import root_message
 from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import DOCS_PATH, Operation, add, respond
 from gateway.northbound.http.response_cache import cached
@@ -56,9 +61,9 @@ class UnitKpi(BaseModel):
     """A unit's latest KPIs (percentages 0–100, throughput bbl/day)."""
 
     unit_id: str
-    efficiency: float | None
-    throughput: float | None
-    quality: float | None
+    efficiency: Percent | None
+    throughput: Barrels | None
+    quality: Percent | None
     status: str
     last_updated: datetime | None
 
@@ -68,8 +73,8 @@ class HistoryPoint(BaseModel):
 
     time_label: str
     timestamp: datetime
-    efficiency: float | None
-    production: float | None
+    efficiency: Percent | None
+    production: Barrels | None
 
 
 # The seed contract spells the stability trend in lower case; analytics (and the stored KPI
@@ -83,24 +88,24 @@ TREND_TO_SEED: dict[StabilityTrend, SeedTrend] = {
 
 
 class OeeStats(BaseModel):
-    score: float | None
-    quality: float | None
-    availability: float | None
-    performance: float | None
+    score: Percent | None
+    quality: Percent | None
+    availability: Percent | None
+    performance: Percent | None
 
 
 class StabilityStats(BaseModel):
-    index: float | None
+    index: Percent | None
     trend: SeedTrend | None
-    variance: float | None
+    variance: Variance | None
 
 
 class FinancialStats(BaseModel):
     """``daily_loss_usd`` and the two quantities it prices (see the module docstring)."""
 
-    daily_loss_usd: float | None
-    lost_throughput_bpd: float | None
-    excess_energy_kwh_per_day: float | None
+    daily_loss_usd: Usd | None
+    lost_throughput_bpd: Barrels | None
+    excess_energy_kwh_per_day: Kwh | None
 
 
 class AdvancedStats(BaseModel):
@@ -110,10 +115,11 @@ class AdvancedStats(BaseModel):
     last_updated: datetime | None
 
 
+@localized
 async def get_root(request: web.Request) -> web.Response:
     """GET /: the gateway is online; where its docs and health are."""
     deps = deps_of(request)
-    return respond(RootInfo(message=f"RefineryIQ Edge gateway {deps.settings.gateway_id}",
+    return respond(RootInfo(message=root_message(deps.settings.gateway_id),
                             status="online", timestamp=datetime.now(UTC), docs=DOCS_PATH,
                             health="/health"))
 
@@ -214,13 +220,14 @@ async def get_advanced(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    add(app, Operation("GET", "/", get_root, "The gateway is online (JSON)", RootInfo, tag=TAG))
+    add(app, Operation("GET", "/", get_root, "The gateway is online (JSON)", RootInfo, tag=TAG,
+                       description=f"The message is a sentence: {LANGUAGE_NOTE}"))
     add(app, Operation("GET", "/api/kpis", get_kpis, "Latest KPIs of each unit", list[UnitKpi],
-                       tag=TAG, errors={503: "analytics is not running"}))
+                       tag=TAG, errors={503: "analytics is not running"}, description=ROUNDED))
     add(app, Operation("GET", "/api/dashboard/history", get_history,
                        "Hourly plant efficiency and production, last 24 h", list[HistoryPoint],
-                       tag=TAG, errors={503: "analytics is not running"}))
+                       tag=TAG, errors={503: "analytics is not running"}, description=ROUNDED))
     add(app, Operation("GET", "/api/stats/advanced", get_advanced,
                        "Plant OEE, stability and daily loss", AdvancedStats, tag=TAG,
-                       errors={503: "analytics is not running"}))
+                       errors={503: "analytics is not running"}, description=ROUNDED))
 

@@ -8,7 +8,9 @@ The row is the current clock hour (``complete`` false while it runs) or, early i
 with no data yet, the previous one. ``consumption_kwh`` is that hour's energy; ``benchmark``
 and ``target`` are kWh/bbl; ``savings_potential`` is kWh per day at the hour's rate above
 target (the analytics' yearly savings / 365); ``id`` is ``<unit_id>@<hour start, epoch s>``.
-Units without power or feed tags have no row.
+Units without power or feed tags have no row. Figures are rounded as the original backend's
+(:mod:`.rounding`: kWh whole, kWh/bbl 2 decimals, the score 1); ``recommendation`` is in the
+request's language (:mod:`.language`); ``/api/analytics/energy`` has the rows as stored.
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiohttp import web
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from analytics.energy import DAYS_PER_YEAR
 from gateway.northbound.http import response_cache as sources
 from gateway.northbound.http.compat.common import finite, running, unit_names, utc
+from gateway.northbound.http.compat.language import LANGUAGE_NOTE, language_source, localized
+from gateway.northbound.http.compat.rounding import ROUNDED, Kwh, KwhPerBbl, Percent
+from gateway.northbound.http.compat.sentences import ENERGY
 from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import Operation, add, respond
 from gateway.northbound.http.response_cache import cached
@@ -34,19 +39,21 @@ class EnergyAnalysis(BaseModel):
     id: str
     unit_id: str
     unit_name: str
-    consumption_kwh: float | None
-    kwh_per_bbl: float | None
-    benchmark: float | None
-    target: float | None
-    efficiency_score: float | None
+    consumption_kwh: Kwh | None
+    kwh_per_bbl: KwhPerBbl | None
+    benchmark: KwhPerBbl | None
+    target: KwhPerBbl | None
+    efficiency_score: Percent | None
     status: str
-    savings_potential: float | None
-    recommendation: str | None
+    savings_potential: Kwh | None
+    recommendation: str | None = Field(description="what to do about the gap to target: "
+                                                   "Spanish, or English on Accept-Language en")
     analysis_date: datetime | None
     complete: bool
 
 
-@cached(sources.catalog, sources.analytics_rows)
+@localized
+@cached(sources.catalog, sources.analytics_rows, language_source)
 async def get_analysis(request: web.Request) -> web.Response:
     """GET /api/energy/analysis."""
     deps = deps_of(request)
@@ -70,7 +77,7 @@ async def get_analysis(request: web.Request) -> web.Response:
             target=finite(row.get("target_kwh_bbl")),
             efficiency_score=finite(row.get("efficiency_score")), status=row.get("status") or "",
             savings_potential=per_year / DAYS_PER_YEAR if per_year is not None else None,
-            recommendation=row.get("recommendation"), analysis_date=utc(row.get("hour_start")),
+            recommendation=ENERGY.say(row.get("recommendation")), analysis_date=utc(row.get("hour_start")),
             complete=bool(row.get("complete"))))
     return respond(out)
 
@@ -78,4 +85,5 @@ async def get_analysis(request: web.Request) -> web.Response:
 def setup(app: web.Application) -> None:
     add(app, Operation("GET", "/api/energy/analysis", get_analysis,
                        "Newest hourly energy analysis per unit", list[EnergyAnalysis], tag=TAG,
-                       errors={503: "analytics is not running"}))
+                       errors={503: "analytics is not running"},
+                       description=f"{ROUNDED} The recommendation is a sentence: {LANGUAGE_NOTE}"))

@@ -7,7 +7,8 @@
 ``DELETE /api/inventory/{id}``        remove an item (supervisor): ``{status, message}``
 
 A tank's ``capacity`` and ``current_level`` are litres: the level tag (in % of capacity) from
-the live cache when its quality is good or doubtful, else null. ``status`` is the level trend
+the live cache when its quality is good or doubtful, else null; litres are whole and the level
+has 1 decimal, as the original backend's (:mod:`.rounding`). ``status`` is the level trend
 of the analytics service (FILLING, DRAINING, STABLE; null before its first run).
 """
 
@@ -24,6 +25,9 @@ from analytics.tanks import TankTrend
 from drivers.quality import Quality
 from gateway.northbound.http import response_cache as sources
 from gateway.northbound.http.compat.common import analytics_latest, by_key, running, utc
+from gateway.northbound.http.compat.language import LANGUAGE_NOTE, localized
+from gateway.northbound.http.compat.rounding import ROUNDED, Litres, Percent
+from gateway.northbound.http.compat.sentences import deleted_message
 from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.openapi import BodyModel, InvalidInput, Operation, add, body_of, respond
 from gateway.northbound.http.response_cache import cached
@@ -41,9 +45,9 @@ class TankRow(BaseModel):
     id: str
     name: str
     product: str
-    capacity: float
-    current_level: float | None
-    level_pct: float | None
+    capacity: Litres
+    current_level: Litres | None
+    level_pct: Percent | None
     status: TankTrend | None
     last_updated: datetime | None
 
@@ -97,7 +101,7 @@ class ItemChange(BodyModel):
 
 class Deleted(BaseModel):
     status: str
-    message: str
+    message: str = Field(description="a sentence: Spanish, or English on Accept-Language en")
 
 
 def inventory_row(i: StockItem) -> InventoryRow:
@@ -185,18 +189,19 @@ async def put_item(request: web.Request) -> web.Response:
     return respond(inventory_row(item))
 
 
+@localized
 async def delete_item(request: web.Request) -> web.Response:
     try:
         item = await _store(request).delete(_item_id(request))
     except ItemNotFound as exc:
         raise InvalidInput(404, str(exc)) from None
-    return respond(Deleted(status="success", message=f"item {item.id} ({item.sku}) deleted"))
+    return respond(Deleted(status="success", message=deleted_message(item.id, item.sku)))
 
 
 def setup(app: web.Application) -> None:
     not_found = {404: "no item with this id"}
     add(app, Operation("GET", "/api/supplies/data", get_supplies, "Tanks and inventory",
-                       SuppliesData, tag=TAG))
+                       SuppliesData, tag=TAG, description=ROUNDED))
     add(app, Operation("GET", "/api/inventory", list_inventory, "Every inventory item",
                        list[InventoryRow], tag=TAG))
     add(app, Operation("GET", "/api/inventory/{item_id}", get_item, "One inventory item",
@@ -210,4 +215,4 @@ def setup(app: web.Application) -> None:
                        errors={**not_found, 400: "duplicate SKU or invalid body"}))
     add(app, Operation("DELETE", "/api/inventory/{item_id}", delete_item,
                        "Remove an inventory item", Deleted, role=Role.SUPERVISOR, tag=TAG,
-                       errors=not_found))
+                       errors=not_found, description=f"The message is a sentence: {LANGUAGE_NOTE}"))

@@ -13,7 +13,10 @@ live value; ``unit_status`` is its KPI status (OPTIMAL/WARNING/CRITICAL/NO_DATA)
 those scanned since the plant day began (analytics time zone, UTC without analytics).
 ``total_alerts`` are alarm activations in the last 24 h; ``active_alerts`` the standing alarms
 an operator sees (active, or returned but unacknowledged). ``operational_equipment`` is null
-without analytics. Process data covers plant tags (synthetic benchmark tags have no unit).
+without analytics. Process data covers plant tags (synthetic benchmark tags have no unit);
+its ``quality`` is the integer code of the report's data dictionary (192 good, 128 doubtful,
+64 bad; Anexo A, ``process_data.quality``) with the word in ``quality_text``, and its
+``value`` is rounded to 2 decimals as the original backend stored it.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from gateway.northbound.http.compat.common import (
     unit_names,
     utc,
 )
+from gateway.northbound.http.compat.rounding import ROUNDED, ProcessValue
 from gateway.northbound.http.deps import ApiDeps, deps_of
 from gateway.northbound.http.openapi import Operation, QueryModel, add, query_of, respond
 from gateway.northbound.http.response_cache import cached
@@ -102,8 +106,10 @@ class EquipmentRow(BaseModel):
 
 class ProcessRecord(BaseModel):
     timestamp: datetime
-    value: float | None
-    quality: str
+    value: ProcessValue | None
+    quality: int = Field(description="192 good, 128 doubtful, 64 bad (the report's data "
+                                     "dictionary, process_data.quality)")
+    quality_text: str = Field(description="the quality code's word: GOOD, DOUBTFUL or BAD")
     unit_id: str | None
     unit_name: str | None
     tag_id: str
@@ -218,7 +224,7 @@ async def get_process_data(request: web.Request) -> web.Response:
         out.append(ProcessRecord(
             timestamp=utc(ts) or datetime.fromtimestamp(0, UTC),
             value=finite(value) if quality >= Quality.DOUBTFUL else None,
-            quality=Quality(quality).name, unit_id=tag.unit_id,
+            quality=int(quality), quality_text=Quality(quality).name, unit_id=tag.unit_id,
             unit_name=names.get(tag.unit_id or ""), tag_id=tag.id, tag_name=tag.name,
             engineering_units=tag.engineering_units))
     return respond(out)
@@ -235,5 +241,7 @@ def setup(app: web.Application) -> None:
                        list[EquipmentRow], tag=TAG))
     add(app, Operation("GET", "/api/normalized/process-data/enriched", get_process_data,
                        "Newest process samples with their tag and unit", list[ProcessRecord],
-                       query=RecordsQuery, tag=TAG))
+                       query=RecordsQuery, tag=TAG,
+                       description=f"{ROUNDED} quality is the report's integer code (192/128/64), "
+                                   "quality_text its word."))
 
