@@ -9,9 +9,10 @@ pipeline sink, an alarm listener, a health section, an HTTP dependency) in one v
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from plant.catalog import Catalog
 
@@ -54,3 +55,20 @@ class RunStats:
     def failed(self, error: str) -> None:
         self.failures += 1
         self.last_error = error
+
+
+T = TypeVar("T")
+
+
+async def run_counted(run: Callable[[], Awaitable[T]], stats: RunStats, log: Any,
+                      event: str) -> T | None:
+    """One scheduled run whose failure is logged (``event``) and counted instead of raised:
+    the next run comes on schedule."""
+    try:
+        return await run()
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        stats.failed(f"{type(exc).__name__}: {exc}")
+        log.exception(event, failures=stats.failures)
+        return None

@@ -61,7 +61,7 @@ from analytics.pdm.signals import model_signals
 from drivers.quality import usable_mask
 from gateway.runtime.child_process import run_in_child
 from gateway.runtime.logs import get_logger
-from gateway.services.base import RunStats, Tasks
+from gateway.services.base import RunStats, Tasks, run_counted
 from gateway.settings import MaintenanceSettings
 from gateway.store.sqlite_thread import SqliteThread
 from plant.catalog import Catalog
@@ -295,14 +295,7 @@ class MaintenanceService:
 
     async def run_safely(self) -> dict[str, Prediction] | None:
         """One run whose failure is logged and counted instead of raised."""
-        try:
-            return await self.run_once()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.stats.failed(f"{type(exc).__name__}: {exc}")
-            log.exception("maintenance.run_failed", failures=self.stats.failures)
-            return None
+        return await run_counted(self.run_once, self.stats, log, "maintenance.run_failed")
 
     async def run_once(self) -> dict[str, Prediction]:
         """Read each equipment's history, predict in a child process, keep and persist the

@@ -33,7 +33,7 @@ from gateway.runtime.logs import get_logger
 from gateway.services.analytics.history_buffer import TagBuffer
 from gateway.services.analytics.results import AnalyticsStore
 from gateway.services.analytics.run import AnalyticsRun, RunParams, RunRows, compute_run
-from gateway.services.base import RunStats, Tasks
+from gateway.services.base import RunStats, Tasks, run_counted
 from gateway.settings import AnalyticsSettings
 from plant.catalog import SYNTHETIC_PREFIX, Catalog
 
@@ -202,14 +202,7 @@ class AnalyticsService:
 
     async def run_safely(self) -> AnalyticsRun | None:
         """One run whose failure is logged and counted instead of raised."""
-        try:
-            return await self.run_once()
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self.stats.failed(f"{type(exc).__name__}: {exc}")
-            log.exception("analytics.run_failed", failures=self.stats.failures)
-            return None
+        return await run_counted(self.run_once, self.stats, log, "analytics.run_failed")
 
     async def run_once(self) -> AnalyticsRun:
         """Merge new samples, compute every analysis in the executor, keep and persist them.
