@@ -3,10 +3,11 @@ addresses, tanks and inventory seed items, with the cross-references checked at 
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -72,6 +73,11 @@ class ModbusTable(StrEnum):
     def is_bits(self) -> bool:
         return self in (ModbusTable.COIL, ModbusTable.DISCRETE)
 
+    @property
+    def is_writable(self) -> bool:
+        """Holding registers and coils can be written (FC5/6/15/16); input tables cannot."""
+        return self in (ModbusTable.HOLDING, ModbusTable.COIL)
+
 
 class ModbusAddress(Strict):
     """Where a tag lives in a Modbus server; engineering value = raw * scale + offset."""
@@ -85,6 +91,8 @@ class ModbusAddress(Strict):
 
     @model_validator(mode="after")
     def _type_fits_table(self) -> ModbusAddress:
+        if self.scale == 0 or not math.isfinite(self.scale) or not math.isfinite(self.offset):
+            raise ValueError("scale must be a finite number other than 0, offset a finite number")
         if self.table.is_bits and self.type != DataType.BOOL:
             raise ValueError(f"{self.table.value} addresses hold bits: type must be 'bool'")
         if not self.table.is_bits and self.type == DataType.BOOL:
@@ -169,8 +177,37 @@ class Equipment(Strict):
     sim: dict[str, Any] = {}
 
 
+# The roles that may be required for a write, in the words of the gateway's user roles (the
+# plant model imports nothing of the gateway, so the words are repeated here).
+WriteRole = Literal["operator", "supervisor", "admin"]
+WRITE_ROLES: tuple[str, ...] = get_args(WriteRole)
+# Fields that only mean something on a writable tag.
+WRITE_FIELDS = ("write_min", "write_max", "max_step", "write_role", "permissive", "write_tolerance")
+# Read-back tolerance of a float: this fraction of the write range ...
+FLOAT_TOLERANCE_OF_RANGE = 1e-6
+# ... plus the resolution of a float32 at the largest value written (an OPC-UA node may be a
+# Float, a Modbus value a float32), 2**-24 relative being half a float32 unit in the last place.
+FLOAT32_RELATIVE_RESOLUTION = 2.0 ** -24
+# Allowance for float64 arithmetic on top of half a count of an integer register.
+_ARITHMETIC_EPSILON = 1e-9
+
+
+class Permissive(Strict):
+    """A condition a write needs: ``tag`` must read ``value`` (e.g. a pump start needs its
+    discharge valve open). Checked by the gateway's write path before the write is sent."""
+
+    tag: str
+    value: float
+
+
 class Tag(Strict):
-    """A measured process variable (seed table process_tags) and its address map."""
+    """A measured process variable (seed table process_tags) and its address map.
+
+    A tag with ``writable = true`` can also be written (a setpoint, a start/stop command):
+    within ``write_range()``, by at most ``max_step`` per write, by users of ``write_role`` or
+    above, and only while its ``permissive`` (if any) holds. The gateway confirms a write by
+    reading the tag back within ``read_back_tolerance()``.
+    """
 
     id: str
     name: str
@@ -191,6 +228,49 @@ class Tag(Strict):
     modbus: ModbusAddress | None = None
     # Hints for the bundled simulator only (setpoint, noise, couplings); the gateway ignores them.
     sim: dict[str, Any] = {}
+    writable: bool = False
+    write_min: float | None = None  # default: instrument_min, else normal_min
+    write_max: float | None = None  # default: instrument_max, else normal_max
+    max_step: float | None = Field(default=None, gt=0)  # largest change one write may make
+    write_role: WriteRole = "supervisor"
+    permissive: Permissive | None = None
+    write_tolerance: float | None = Field(default=None, ge=0)  # read-back agreement; default computed
+
+    def write_range(self) -> tuple[float, float]:
+        """The lowest and highest value a write may request, in engineering units.
+
+        ``write_min``/``write_max`` when set, else the instrument range, else the normal range;
+        a coil takes its two states (raw 0 and 1 after scale and offset).
+        """
+        if self.modbus is not None and self.modbus.table.is_bits:
+            off, on = self.modbus.offset, self.modbus.offset + self.modbus.scale
+            return min(off, on), max(off, on)
+        lo = self.write_min if self.write_min is not None else (
+            self.instrument_min if self.instrument_min is not None else self.normal_min)
+        hi = self.write_max if self.write_max is not None else (
+            self.instrument_max if self.instrument_max is not None else self.normal_max)
+        return lo, hi
+
+    def read_back_tolerance(self) -> float:
+        """How far a read-back may be from the requested value and still confirm the write.
+
+        ``write_tolerance`` when set; else 0 for a coil; for an integer register half a count
+        (``0.5 * |scale|``, the encoder's largest rounding) plus a tiny arithmetic allowance;
+        for floats (float registers, OPC-UA nodes) 1e-6 of the write range plus the resolution
+        of a float32 at the largest value of that range.
+        """
+        if self.write_tolerance is not None:
+            return self.write_tolerance
+        m = self.modbus
+        if m is not None and m.table.is_bits:
+            return 0.0
+        lo, hi = self.write_range()
+        if m is not None and m.type in (DataType.INT16, DataType.UINT16, DataType.INT32, DataType.UINT32):
+            magnitude = max(abs(lo), abs(hi), abs(m.scale))
+            return 0.5 * abs(m.scale) + _ARITHMETIC_EPSILON * magnitude
+        offset = m.offset if m is not None else 0.0
+        largest = max(abs(lo - offset), abs(hi - offset))
+        return FLOAT_TOLERANCE_OF_RANGE * (hi - lo) + FLOAT32_RELATIVE_RESOLUTION * largest
 
     @model_validator(mode="after")
     def _limits_in_order(self) -> Tag:
@@ -208,7 +288,40 @@ class Tag(Strict):
             raise ValueError("instrument_min must not be above the normal range or ll")
         if hi is not None and hi < max(self.normal_max, self.hh if self.hh is not None else hi):
             raise ValueError("instrument_max must not be below the normal range or hh")
+        problems = self._write_problems()
+        if problems:
+            # "field: problem" items; the loader prefixes them with the tag's path (tags.N.).
+            raise ValueError("; ".join(problems))
         return self
+
+    def _write_problems(self) -> list[str]:
+        """What is wrong with the tag's write settings, each as "field path: problem"."""
+        if not self.writable:
+            return [f"{name}: only a writable tag has {name} (set writable = true)"
+                    for name in WRITE_FIELDS if name in self.model_fields_set]
+        problems: list[str] = []
+        m = self.modbus
+        if m is None and self.opcua is None:
+            problems.append("writable: a writable tag needs a modbus or opcua address")
+        if m is not None and not m.table.is_writable:
+            what = "input registers" if m.table == ModbusTable.INPUT else "discrete inputs"
+            problems.append(f"modbus.table: {what} cannot be written (writable = true)")
+        if m is not None and m.table.is_bits:
+            for name in ("write_min", "write_max", "max_step"):
+                if getattr(self, name) is not None:
+                    problems.append(f"{name}: a coil is written with its two states only (0 or 1); "
+                                    f"{name} does not apply")
+            return problems
+        lo, hi = self.write_range()
+        if not lo < hi:
+            problems.append(f"write_min: {lo} must be below write_max {hi}"
+                            + ("" if self.write_min is not None or self.write_max is not None
+                               else " (set write_min and write_max: the normal range is a single value)"))
+        if self.instrument_min is not None and lo < self.instrument_min:
+            problems.append(f"write_min: {lo} is below instrument_min {self.instrument_min}")
+        if self.instrument_max is not None and hi > self.instrument_max:
+            problems.append(f"write_max: {hi} is above instrument_max {self.instrument_max}")
+        return problems
 
 
 class Tank(Strict):
@@ -272,6 +385,7 @@ class Plant(Strict):
         for i, tank in enumerate(self.tanks):
             if tank.level_tag not in tags:
                 problems.append(f"tanks.{i}.level_tag: unknown tag '{tank.level_tag}'")
+        problems += _permissive_problems(self.tags)
         problems += _address_conflicts(self.tags)
         if problems:
             raise ValueError("; ".join(problems))
@@ -284,6 +398,28 @@ def no_duplicates(section: str, ids: list[str], problems: list[str]) -> None:
         if ident in seen:
             problems.append(f"{section}.{i}: duplicate id '{ident}'")
         seen.add(ident)
+
+
+def _permissive_problems(tags: list[Tag]) -> list[str]:
+    """A permissive names another tag of the catalog, and a value that tag can read."""
+    problems: list[str] = []
+    by_id = {t.id: t for t in tags}
+    for i, tag in enumerate(tags):
+        if tag.permissive is None:
+            continue
+        ref = tag.permissive.tag
+        other = by_id.get(ref)
+        if other is None:
+            problems.append(f"tags.{i}.permissive.tag: unknown tag '{ref}'")
+        elif other.id == tag.id:
+            problems.append(f"tags.{i}.permissive.tag: a tag cannot be its own permissive")
+        else:
+            lo, hi = other.instrument_min, other.instrument_max
+            value = tag.permissive.value
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                problems.append(f"tags.{i}.permissive.value: {value} is outside the instrument range "
+                                f"of '{ref}' ({lo}..{hi})")
+    return problems
 
 
 def _address_conflicts(tags: list[Tag]) -> list[str]:

@@ -114,3 +114,13 @@ class RegisterMap:
             self.registers[g.table][g.registers] = words
         for table, (idx, addr) in self._bits.items():
             self.bits[table][addr] = values[idx] >= 0.5
+
+
+def decode(registers: Sequence[int], data_type: DataType, order: ByteOrder, scale: float = 1.0,
+           offset: float = 0.0) -> float:
+    """The engineering value of one tag's registers as written by a client (inverse of :func:`encode`)."""
+    dtype = _NUMPY_TYPE[data_type]
+    wire = np.asarray(registers, dtype=np.uint16).astype(">u2").view(np.uint8)
+    # Each byte permutation is its own inverse: applied to wire order it gives big-endian order.
+    big_endian = np.ascontiguousarray(wire[byte_permutation(data_type, order)])
+    return float(big_endian.view(dtype)[0]) * scale + offset

@@ -8,8 +8,15 @@ path pymodbus keeps for custom contexts through 3.x (pyproject pins pymodbus < 4
 
 Device (unit) id 1 answers; other ids get exception 0x0B (gateway target failed to respond).
 Reads touching a tag with injected bad quality get exception 0x04; while the Modbus device is
-silenced, requests get no answer at all. The simulator is read-only: writes get 0x01.
-Unmapped addresses read as 0, so coalesced requests with gaps work.
+silenced, requests get no answer at all. Unmapped addresses read as 0, so coalesced requests
+with gaps work.
+
+Writes (FC5/FC15 to coils, FC6/FC16 to holding registers) must cover whole tags; each tag's
+value is decoded with its type, byte order, scale and offset and handed to the
+:class:`simulator.writes.WriteDesk`, which applies it or decides the answer: exception 0x02
+(IllegalDataAddress) for an address that is not a writable tag or a write that splits a tag,
+0x03 (IllegalDataValue) outside the instrument range, 0x04 (ServerDeviceFailure) while writes
+are refused, no answer while they time out.
 """
 
 from __future__ import annotations
@@ -22,8 +29,9 @@ from pymodbus.server import ModbusTcpServer
 
 from plant.schema import ModbusTable
 from simulator.faults import Device
-from simulator.modbus_codec import ADDRESS_SPACE, RegisterMap
+from simulator.modbus_codec import ADDRESS_SPACE, RegisterMap, decode
 from simulator.model import PlantModel
+from simulator.writes import Verdict, WriteDesk
 
 DEVICE_ID = 1
 DEFAULT_PORT = 5020
@@ -33,18 +41,29 @@ _TABLE_BY_FUNCTION = {
     2: ModbusTable.DISCRETE,
     3: ModbusTable.HOLDING,
     4: ModbusTable.INPUT,
+    5: ModbusTable.COIL,  # pymodbus reads the written value back for the answer with the write's code
+    6: ModbusTable.HOLDING,
+    15: ModbusTable.COIL,
+    16: ModbusTable.HOLDING,
+}
+_WRITE_FUNCTIONS = frozenset({5, 6, 15, 16})
+_WRITE_ANSWER = {
+    Verdict.NOT_WRITABLE: ExcCodes.ILLEGAL_ADDRESS,
+    Verdict.OUT_OF_RANGE: ExcCodes.ILLEGAL_VALUE,
+    Verdict.REFUSED: ExcCodes.DEVICE_FAILURE,
 }
 
 
 class PlantDatastore(ModbusServerContext):
     """A pymodbus server context reading the model's register map; never blocks."""
 
-    def __init__(self, model: PlantModel, register_map: RegisterMap):
+    def __init__(self, model: PlantModel, register_map: RegisterMap, writes: WriteDesk):
         # ModbusServerContext.__init__ builds SimDevices and warns; this context serves directly.
         self.old_simulator = True
         self.simdevices = []
         self.model = model
         self.map = register_map
+        self.writes = writes
         self.bad = np.zeros(len(model.catalog) + 1, dtype=bool)  # last slot: owner -1
         self.any_bad = False
 
@@ -76,14 +95,58 @@ class PlantDatastore(ModbusServerContext):
 
     async def async_setValues(self, device_id: int, func_code: int, address: int,
                               values: list[int] | list[bool]) -> ExcCodes | None:
-        return ExcCodes.ILLEGAL_FUNCTION
+        if self.model.faults.is_silent(Device.MODBUS, self.model.time_s):
+            raise NoSuchIdException("device silenced")
+        if device_id != DEVICE_ID:
+            return ExcCodes.GATEWAY_NO_RESPONSE
+        if func_code not in _WRITE_FUNCTIONS:
+            return ExcCodes.ILLEGAL_FUNCTION
+        table = _TABLE_BY_FUNCTION[func_code]
+        count = len(values)
+        if count < 1 or address + count > ADDRESS_SPACE:
+            return ExcCodes.ILLEGAL_ADDRESS
+        written = self._written_tags(table, address, values)
+        if written is None:
+            return ExcCodes.ILLEGAL_ADDRESS
+        for index, value in written:
+            verdict = self.writes.receive(Device.MODBUS, index, value)
+            if verdict == Verdict.UNANSWERED:
+                raise NoSuchIdException("writes time out")  # pymodbus then drops the request unanswered
+            if verdict in _WRITE_ANSWER:
+                return _WRITE_ANSWER[verdict]
+        return None
+
+    def _written_tags(self, table: ModbusTable, address: int,
+                      values: list[int] | list[bool]) -> list[tuple[int, float]] | None:
+        """(tag index, engineering value) of each tag a write covers, None unless it covers
+        only whole tags."""
+        owners = self.map.owner[table][address:address + len(values)]
+        if (owners < 0).any():
+            return None
+        out: list[tuple[int, float]] = []
+        tags = self.model.catalog.tags
+        for index in dict.fromkeys(owners.tolist()):  # tags in address order
+            m = tags[index].modbus
+            assert m is not None
+            start = m.address - address
+            if start < 0 or start + m.count > len(values):
+                return None
+            if table.is_bits:
+                out.append((index, float(bool(values[start])) * m.scale + m.offset))
+            else:
+                words = [int(w) for w in values[start:start + m.count]]
+                out.append((index, decode(words, m.type, m.order, m.scale, m.offset)))
+        return out
 
 
 class ModbusFrontEnd:
     """The running Modbus TCP server for one plant model."""
 
-    def __init__(self, model: PlantModel, host: str = "127.0.0.1", port: int = DEFAULT_PORT):
-        self.datastore = PlantDatastore(model, RegisterMap(model.catalog.tags))
+    def __init__(self, model: PlantModel, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 writes: WriteDesk | None = None):
+        self.writes = writes if writes is not None else WriteDesk(model)
+        self.datastore = PlantDatastore(model, RegisterMap(model.catalog.tags), self.writes)
+        self.writes.on_applied(self.refresh)
         self.datastore.refresh()
         self.host = host
         self.port = port

@@ -25,6 +25,10 @@ temperature and motor current and lowers discharge pressure of pumps and compres
 furnace tube-skin temperature, fouls exchangers and makes valves sticky; a failure stops the
 equipment (STATUS tag 0) until maintenance. Run-to-failure histories for the
 predictive-maintenance model: see :func:`simulator.training.run_to_failure`.
+
+Writes (:meth:`PlantModel.write`, from the protocol servers) change setpoints and start/stop
+and valve commands, and scenarios start upsets (:meth:`PlantModel.excursion`), wear
+(:meth:`PlantModel.start_wear`) and tank overfills; see :mod:`simulator.controls`.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import numpy as np
 
 from plant.catalog import Catalog
 from plant.schema import EquipmentType
+from simulator.controls import RECIRCULATION_VIBRATION, SHUT_OFF_CURRENT, SHUT_OFF_HEAD, Controls
 from simulator.degradation import Degradation
 from simulator.faults import Device, FaultBook, FaultKind
 from simulator.roles import (
@@ -82,6 +87,9 @@ class PlantModel:
         self._pv = self._setpoint.copy()
         self._measured = self._setpoint.copy()
         self._valve_state = self._setpoint[self.valve_pos].copy()
+        self.controls = Controls(catalog, p, self._setpoint, len(self.equipment_ids))
+        held = self.controls.held_index
+        self._pv[held] = self._measured[held] = self.controls.held[held]
         self.tanks = TankFarm(catalog, self._rng)
         self.faults = FaultBook(n, catalog.normal_max - catalog.normal_min,
                                 catalog.instrument_min, catalog.instrument_max)
@@ -183,6 +191,30 @@ class PlantModel:
         """Force an equipment's hidden health now; wear continues from there."""
         self.degradation.force(self.equipment_index(equipment_id), health, self.time_s)
 
+    def start_wear(self, equipment_id: str, wear_h: float) -> None:
+        """Start wear of an equipment now, to fail in about ``wear_h`` hours (a failed one is
+        repaired first)."""
+        i = self.equipment_index(equipment_id)
+        if self.degradation.failed[i]:
+            self.degradation.force(i, 1.0, self.time_s)
+        self.degradation.start_wear(i, self.time_s, wear_h)
+
+    def excursion(self, tag_id: str, delta: float, rise_s: float, hold_s: float, fall_s: float) -> None:
+        """Start an upset on one tag now: its process target is biased by ``delta`` (ramping in
+        over ``rise_s``, held ``hold_s``, ramping out over ``fall_s``)."""
+        self.controls.excursion(self.catalog.index[tag_id], delta, self.time_s, rise_s, hold_s, fall_s)
+
+    def write(self, index: int, value: float) -> None:
+        """A write from a protocol server to catalog tag ``index``: a setpoint or a command.
+
+        Raises :class:`simulator.controls.WriteRejected` (not writable) or its subclass
+        ``OutOfRange`` (outside the instrument range, not 0/1 for a command). The new value is
+        reported at once; the process answers over the following steps.
+        """
+        self.controls.write(index, value)
+        self._pv[index] = self._measured[index] = self.controls.held[index]
+        self._publish()
+
     # ------------------------------------------------------------------ dynamics
 
     def step(self, dt: float) -> None:
@@ -194,6 +226,8 @@ class PlantModel:
         self.degradation.step(t, dt)
         damage = self.degradation.damage
         failed = self.degradation.failed
+        controls = self.controls
+        controls.update_bias(t)
         if dt != self._last_dt:
             self._alpha = -np.expm1(-dt / self.physics.tau_s)
             a = math.exp(-dt / DRIFT_TAU_S)
@@ -206,8 +240,9 @@ class PlantModel:
         target = self._target
         np.sin(self._daily_phase + (2 * math.pi / DAY_S) * t, out=target)
         target *= self._daily_amp
-        target += self._setpoint
+        target += controls.sp
         self._couple(target, damage, failed)
+        target += controls.bias
         self._pv += (target - self._pv) * self._alpha
         self._pv[self.status_tags] = target[self.status_tags]
         self._valves(dt, damage, failed)
@@ -221,6 +256,8 @@ class PlantModel:
         pos, dem = self.valve_pos, self._valve_dem
         measured[dem] = self._pv[dem] + self._drift[dem]
         measured[pos] = self._pv[pos] + self.physics.noise[pos] * noise[pos]
+        held = controls.held_index
+        self._pv[held] = measured[held] = controls.held[held]
         self.tanks.step(dt, self._pv, measured, noise[: len(self.tanks.level_index)])
         np.clip(measured, self.catalog.instrument_min, self.catalog.instrument_max, out=measured)
         self._publish()
@@ -231,13 +268,17 @@ class PlantModel:
 
     def _couple(self, target: np.ndarray, damage: np.ndarray, failed: np.ndarray) -> None:
         """Overwrite the targets of coupled tags (the plant's few; synthetic tags are free)."""
-        sp, eq = self._setpoint, self._eq_of_tag
-        tag_damage = np.where(eq >= 0, damage[eq], 0.0)
-        tag_failed = np.where(eq >= 0, failed[eq], False)
-        # Feed: a worn feed pump delivers a little less; a failed one nothing.
+        sp = self._setpoint
+        tag_damage = self._of_tags(damage, 0.0)
+        # A stopped machine behaves as a failed one (without the failure); a closed discharge
+        # valve on a running one dead-heads it.
+        tag_failed = self._of_tags(failed | ~self.controls.running, False)
+        shut = self._of_tags(~self.controls.valve_open, False) & ~tag_failed
+        # Feed: a worn feed pump delivers a little less; a failed or stopped one, or one pumping
+        # against a closed valve, nothing.
         f = self.feed
         target[f] *= 1.0 - 0.05 * tag_damage[f]
-        target[f] = np.where(tag_failed[f], 0.0, target[f])
+        target[f] = np.where(tag_failed[f] | shut[f], 0.0, target[f])
         has_feed = self._unit_feed >= 0
         self._feed_ratio[has_feed] = np.maximum(self._pv[self._unit_feed[has_feed]], 0.0) / self._feed_sp[has_feed]
         ratio = self._feed_ratio[self._unit_of_tag]
@@ -253,12 +294,22 @@ class PlantModel:
         target[b] = np.where(tag_failed[b], AMBIENT_C, sp[b] + 2.0 * span_b * tag_damage[b])
         span_d = sp[d] - self.catalog.normal_min[d]
         target[d] = np.where(tag_failed[d], 0.05 * sp[d], sp[d] - 2.5 * span_d * tag_damage[d])
+        target[c] = np.where(shut[c], SHUT_OFF_CURRENT * sp[c], target[c])
+        target[v] = np.where(shut[v], target[v] + RECIRCULATION_VIBRATION * span_v, target[v])
+        target[d] = np.where(shut[d], SHUT_OFF_HEAD * sp[d], target[d])
         target[self.status_tags] = np.where(tag_failed[self.status_tags], 0.0, 1.0)
         self._furnaces(target, damage, failed, tag_damage)
         # Exchanger: fouling lowers the temperature rise; out of service (cleaning) ~ bypassed.
         x = self.ex_out
         effectiveness = np.where(tag_failed[x], 0.2, 1.0 - 0.5 * tag_damage[x])
         target[x] = self._pv[self._ex_in] + self._ex_rise * effectiveness
+
+    def _of_tags(self, per_equipment: np.ndarray, default: float | bool) -> np.ndarray:
+        """An equipment column spread over the tags (``default`` for tags of no equipment)."""
+        eq = self._eq_of_tag
+        if not len(per_equipment):
+            return np.full(len(eq), default, dtype=np.asarray(default).dtype)
+        return np.where(eq >= 0, per_equipment[eq], default)
 
     def _furnaces(self, target: np.ndarray, damage: np.ndarray, failed: np.ndarray,
                   tag_damage: np.ndarray) -> None:
@@ -269,15 +320,21 @@ class PlantModel:
         # The firing controller delivers the duty the feed needs, with a lag, and more when coked.
         demand = np.where(failed, 0.0, self._feed_ratio[unit_of_eq] * (1.0 + 0.1 * damage))
         self._duty[is_furnace] += (demand[is_furnace] - self._duty[is_furnace]) * min(1.0, self._last_dt / 120.0)
+        # The outlet follows its operating setpoint (a write to its controller's setpoint moves
+        # it); the tube skin runs hotter by as much as the outlet setpoint is raised.
+        sp = self.controls.sp
+        raised = {}
         for i in self.outlet:
             e, t_in = self.physics.equipment[i], self._furnace_inlet[int(i)]
             ratio = max(self._feed_ratio[unit_of_eq[e]], 0.05)
-            rise = (self._setpoint[i] - t_in) * self._duty[e] / (ratio * (1.0 + 0.1 * damage[e]))
-            target[i] = t_in + min(rise, 3.0 * (self._setpoint[i] - t_in))
+            rise = (sp[i] - t_in) * self._duty[e] / (ratio * (1.0 + 0.1 * damage[e]))
+            target[i] = t_in + min(rise, 3.0 * (sp[i] - t_in))
+            raised[int(e)] = sp[i] - self._setpoint[i]
         for i in self.skin:
             e, t_in = self.physics.equipment[i], self._furnace_inlet[int(i)]
             span = self.catalog.normal_max[i] - self._setpoint[i]
-            target[i] = t_in + (self._setpoint[i] - t_in) * self._duty[e] + 2.2 * span * tag_damage[i]
+            target[i] = (t_in + (self._setpoint[i] - t_in) * self._duty[e] + 2.2 * span * tag_damage[i]
+                         + raised.get(int(e), 0.0) * self._duty[e])
 
     def _valves(self, dt: float, damage: np.ndarray, failed: np.ndarray) -> None:
         """Valve position moves toward demand with a lag, only past a stiction band."""

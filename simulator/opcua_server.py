@@ -22,24 +22,37 @@ Basic256Sha256 Sign and SignAndEncrypt endpoints with a self-signed certificate 
 into ``cert_dir`` when missing), and a username/password, when given, is then required.
 While the OPC-UA device is silenced, every connection's socket stops being read, so requests
 go unanswered until the silence ends.
+
+Writes: the catalog's writable tags have AccessLevel CurrentRead|CurrentWrite, the others
+CurrentRead. A Write to a tag node is decided by the :class:`simulator.writes.WriteDesk`
+(whoever the user): Good when applied, BadNotWritable for a read-only tag or while writes are
+refused, BadOutOfRange outside the instrument range, BadTypeMismatch for a Variant that is not
+a Double, and no WriteResponse at all while writes time out (the connection's other requests
+are still answered). Writes to other nodes go to asyncua as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import datetime as dt
 import socket
+import weakref
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from asyncua import Server, ua
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
 from asyncua.crypto.permission_rules import User, UserRole
+from asyncua.server.address_space import AttributeService
 from asyncua.server.user_managers import UserManager
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from plant.catalog import OPCUA_NAMESPACE_URI, SYNTHETIC_PREFIX
 from simulator.faults import STATUS_GOOD, Device
 from simulator.model import PlantModel
+from simulator.writes import Verdict, WriteDesk
 
 DEFAULT_PORT = 4840
 SYNTHETIC_FOLDER = "Synthetic"
@@ -50,6 +63,29 @@ SYNTHETIC_FOLDER_SIZE = 50
 APPLICATION_URI = "urn:refineryiq:simulator"
 _GOOD = ua.StatusCode(ua.StatusCodes.Good)
 _DOUBLE = ua.VariantType.Double
+_WRITE_STATUS = {
+    Verdict.APPLIED: ua.StatusCodes.Good,
+    Verdict.NOT_WRITABLE: ua.StatusCodes.BadNotWritable,
+    Verdict.OUT_OF_RANGE: ua.StatusCodes.BadOutOfRange,
+    Verdict.REFUSED: ua.StatusCodes.BadNotWritable,
+}
+# Set while a WriteRequest of the current connection must go unanswered (timeout mode): the
+# processor handling the request runs the write and sends the answer in one task.
+_NO_ANSWER: contextvars.ContextVar[bool] = contextvars.ContextVar("simulator_no_answer", default=False)
+WriteHandler = Callable[[ua.WriteParameters, User], Awaitable[list[ua.StatusCode]]]
+_ADMIN = User(role=UserRole.Admin)  # asyncua's own default for internal writes
+
+
+class _PlantAttributes(AttributeService):
+    """asyncua's attribute service with writes to the plant's nodes decided by the simulator."""
+
+    def __init__(self, aspace, handler: Callable[[ua.WriteParameters, User, WriteHandler],
+                                                 Awaitable[list[ua.StatusCode]]]):
+        super().__init__(aspace)
+        self._handler = handler
+
+    async def write(self, params: ua.WriteParameters, user: User = _ADMIN) -> list[ua.StatusCode]:
+        return await self._handler(params, user, super().write)
 
 
 @dataclass(frozen=True)
@@ -78,16 +114,21 @@ class OpcUaFrontEnd:
     """The running OPC-UA server for one plant model; call :meth:`update` after each step."""
 
     def __init__(self, model: PlantModel, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
-                 security: SecurityOptions | None = None):
+                 security: SecurityOptions | None = None, writes: WriteDesk | None = None):
         self.model = model
         self.host = host
         self.port = port
         self.security = security or SecurityOptions()
+        self.writes = writes if writes is not None else WriteDesk(model)
+        self.writes.on_applied(self._republish)
         self.server: Server | None = None
         self._attrs: list = []  # AttributeValue per catalog tag
+        self._index_by_node: dict[ua.NodeId, int] = {}
         self._plant_count = len(model.catalog.plant.tags)
         self._round = 0
         self._paused: set = set()
+        self._guarded: weakref.WeakSet = weakref.WeakSet()  # processors whose answers we can hold back
+        self._notifying: set[asyncio.Task] = set()
 
     # ------------------------------------------------------------------ start / stop
 
@@ -97,6 +138,7 @@ class OpcUaFrontEnd:
         user_manager = _SingleUser(sec.username, sec.password) if sec.username and sec.password else None
         server = Server(user_manager=user_manager)
         await server.init()
+        server.iserver.attribute_service = _PlantAttributes(server.iserver.aspace, self._write)
         server.set_endpoint(f"opc.tcp://{self.host}:{self.port}/refineryiq/simulator")
         server.set_server_name("RefineryIQ simulated refinery")
         await server.set_application_uri(APPLICATION_URI)
@@ -166,8 +208,10 @@ class OpcUaFrontEnd:
                 parent = await folder(unit_key, objects, unit_key)
                 if tag.equipment_id:
                     parent = await folder(f"{unit_key}/{tag.equipment_id}", parent, tag.equipment_id)
-            items.append(_variable_item(parent.nodeid, ua.NodeId.from_string(tag.opcua.node_id), tag.id,
-                                        float(self.model.values[i]), now))
+            node_id = ua.NodeId.from_string(tag.opcua.node_id)
+            self._index_by_node[node_id] = i
+            items.append(_variable_item(parent.nodeid, node_id, tag.id, float(self.model.values[i]), now,
+                                        writable=tag.writable))
         results = await server.iserver.isession.add_nodes([it for it in items if it is not None])
         bad = [r for r in results if not r.StatusCode.is_good()]
         if bad:
@@ -225,6 +269,67 @@ class OpcUaFrontEnd:
             for handle, callback in list(attval.datachange_callbacks.items()):
                 await callback(handle, dv)
 
+    # ------------------------------------------------------------------ writes
+
+    async def _write(self, params: ua.WriteParameters, user: User, default: WriteHandler) -> list[ua.StatusCode]:
+        """Decide the writes to tag nodes here; hand the rest of the request to asyncua."""
+        results: list[ua.StatusCode | None] = []
+        others: list[int] = []
+        unanswered = False
+        for k, item in enumerate(params.NodesToWrite):
+            index = self._index_by_node.get(item.NodeId)
+            if index is None:
+                others.append(k)
+                results.append(None)
+                continue
+            variant = item.Value.Value if item.Value is not None else None
+            if item.AttributeId != ua.AttributeIds.Value:
+                results.append(ua.StatusCode(ua.StatusCodes.BadNotWritable))
+            elif variant is None or variant.VariantType != _DOUBLE or not isinstance(variant.Value, float):
+                results.append(ua.StatusCode(ua.StatusCodes.BadTypeMismatch))
+            else:
+                verdict = self.writes.receive(Device.OPCUA, index, variant.Value)
+                unanswered |= verdict == Verdict.UNANSWERED
+                results.append(ua.StatusCode(_WRITE_STATUS.get(verdict, ua.StatusCodes.Good)))
+        if others:
+            rest = ua.WriteParameters()
+            rest.NodesToWrite = [params.NodesToWrite[k] for k in others]
+            for k, status in zip(others, await default(rest, user), strict=True):
+                results[k] = status
+        if unanswered:
+            self._hold_answer()
+        return [r if r is not None else ua.StatusCode(ua.StatusCodes.BadInternalError) for r in results]
+
+    def _hold_answer(self) -> None:
+        """Make the processor of the current request drop its WriteResponse."""
+        _NO_ANSWER.set(True)
+        if self.server is None:
+            return
+        for protocol in self.server.bserver.clients:  # type: ignore[union-attr]
+            processor = getattr(protocol, "processor", None)
+            if processor is None or processor in self._guarded:
+                continue
+            send = processor.send_response
+
+            def send_response(requesthandle, seqhdr, response, *args, _send=send, **kwargs):
+                if isinstance(response, ua.WriteResponse) and _NO_ANSWER.get():
+                    _NO_ANSWER.set(False)
+                    return
+                _send(requesthandle, seqhdr, response, *args, **kwargs)
+
+            processor.send_response = send_response
+            self._guarded.add(processor)
+
+    def _republish(self) -> None:
+        """After a write changed the model: publish now rather than at the next step."""
+        if self.server is None:
+            return
+        pending = self.update()
+        if pending:
+            task = asyncio.get_running_loop().create_task(self.notify(pending))
+            self._notifying.add(task)
+            task.add_done_callback(self._notifying.discard)
+
     def _enforce_silence(self) -> None:
         if self.server is None:
             return
@@ -253,15 +358,16 @@ def _data_value(value: float, code: int, now: dt.datetime) -> ua.DataValue:
 
 
 def _variable_item(parent: ua.NodeId, node_id: ua.NodeId, name: str, value: float,
-                   now: dt.datetime) -> ua.AddNodesItem:
+                   now: dt.datetime, writable: bool = False) -> ua.AddNodesItem:
     attrs = ua.VariableAttributes()
     attrs.DisplayName = ua.LocalizedText(name)
     attrs.Description = ua.LocalizedText(name)
     attrs.DataType = ua.NodeId(ua.ObjectIds.Double)
     attrs.Value = ua.Variant(value, _DOUBLE)
     attrs.ValueRank = ua.ValueRank.Scalar
-    attrs.AccessLevel = ua.AccessLevel.CurrentRead.mask
-    attrs.UserAccessLevel = ua.AccessLevel.CurrentRead.mask
+    access = ua.AccessLevel.CurrentRead.mask | (ua.AccessLevel.CurrentWrite.mask if writable else 0)
+    attrs.AccessLevel = access
+    attrs.UserAccessLevel = access
     item = ua.AddNodesItem()
     item.RequestedNewNodeId = node_id
     item.BrowseName = ua.QualifiedName(name, 2)

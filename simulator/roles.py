@@ -4,6 +4,11 @@ A role decides which physics drives a tag (a unit's feed, a pump's vibration, a 
 ...). Roles come from the catalog's structure (Unit.feed_tag, Tank.level_tag, equipment type
 with tag type) and, where the structure is ambiguous, from the tag's ``sim = { role = ... }``
 hint in ``config/plant.toml``. Hints may also set ``setpoint``, ``tau_s`` and ``noise``.
+
+A writable tag is a ``setpoint`` unless its hint says otherwise: the model holds the value last
+written (``sim.controls`` names the tag whose controller follows it); ``run_command`` and
+``discharge_valve`` are a machine's start/stop and discharge-valve coils (see
+:mod:`simulator.controls`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,9 @@ class TagRole(IntEnum):
     VALVE_DEMAND = 14
     TANK_LEVEL = 15
     SYNTHETIC = 16
+    SETPOINT = 17  # a writable value the model holds; its controller target follows it
+    RUN_COMMAND = 18  # a machine's start (1) / stop (0) command
+    DISCHARGE_VALVE = 19  # a machine's discharge block valve command: open (1) / closed (0)
 
 
 # Process time constants (s) by tag type: how fast a measurement follows its target.
@@ -86,6 +94,8 @@ def role_of(tag: Tag, catalog: Catalog, equipment_type: dict[str, str]) -> TagRo
         return _ROLE_HINTS[hint]
     if tag.id.startswith(SYNTHETIC_PREFIX):
         return TagRole.SYNTHETIC
+    if tag.writable:
+        return TagRole.SETPOINT
     for unit in catalog.plant.units:
         if unit.feed_tag == tag.id:
             return TagRole.FEED

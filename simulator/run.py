@@ -9,7 +9,8 @@ Port 0 picks a free port; once listening, one JSON line goes to stdout::
     {"event": "ready", "opcua_port": 40123, "modbus_port": 40124, "control_port": null}
 
 ``--faults FILE`` is a TOML schedule of faults at simulated times (see
-:mod:`simulator.faults`); ``--control-port`` starts the control API (see
+:mod:`simulator.faults`); ``--scenario NAME`` starts a named scenario with the simulation
+(see :mod:`simulator.scenarios`); ``--control-port`` starts the control API (see
 :mod:`simulator.control`) on the same host.
 """
 
@@ -36,6 +37,8 @@ from simulator.modbus_server import ModbusFrontEnd
 from simulator.model import PlantModel
 from simulator.opcua_server import DEFAULT_PORT as OPCUA_DEFAULT_PORT
 from simulator.opcua_server import OpcUaFrontEnd, SecurityOptions
+from simulator.scenarios import SCENARIOS, ScenarioRunner
+from simulator.writes import WriteDesk
 
 TICK_S = 0.1
 DEFAULT_PLANT = Path("config/plant.toml")
@@ -45,19 +48,24 @@ async def serve(seed: int, speed: float, synthetic_tags: int, opcua_port: int, m
                 plant_path: Path | str, host: str = "127.0.0.1", control_port: int | None = None,
                 faults: Path | str | list[FaultRequest] | None = None,
                 security: SecurityOptions | None = None,
-                on_ready: Callable[[dict], None] | None = None) -> None:
+                on_ready: Callable[[dict], None] | None = None, scenario: str | None = None) -> None:
     """Build the catalog and model, start the front-ends, and step the model until cancelled.
 
     ``on_ready`` receives the ready event (with the bound ports); by default it is printed
-    to stdout as one JSON line.
+    to stdout as one JSON line. ``scenario`` names a scenario started at simulated time 0
+    (UnknownScenario, or ValueError when the plant lacks what it acts on).
     """
     if speed <= 0:
         raise ValueError("speed must be positive")
     catalog = Catalog.build(load_plant(Path(plant_path)), synthetic_tags=synthetic_tags)
     model = PlantModel(catalog, seed=seed)
     schedule = load_schedule(Path(faults)) if isinstance(faults, str | Path) else list(faults or [])
-    opcua = OpcUaFrontEnd(model, host, opcua_port, security)
-    modbus = ModbusFrontEnd(model, host, modbus_port)
+    scenarios = ScenarioRunner()
+    if scenario is not None:
+        scenarios.start(scenario, model)
+    writes = WriteDesk(model)
+    opcua = OpcUaFrontEnd(model, host, opcua_port, security, writes=writes)
+    modbus = ModbusFrontEnd(model, host, modbus_port, writes=writes)
     runner: web.AppRunner | None = None
     try:
         ready = {"event": "ready", "opcua_port": await opcua.start(), "modbus_port": await modbus.start(),
@@ -67,14 +75,15 @@ async def serve(seed: int, speed: float, synthetic_tags: int, opcua_port: int, m
                 modbus.refresh()
                 await opcua.notify(opcua.update())
 
-            app = build_app(model, {"speed": speed, "synthetic_tags": synthetic_tags}, republish)
+            app = build_app(model, {"speed": speed, "synthetic_tags": synthetic_tags}, republish,
+                            writes=writes, scenarios=scenarios)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, host, control_port)
             await site.start()
             ready["control_port"] = runner.addresses[0][1]
         (on_ready or _print_ready)(ready)
-        await _loop(model, opcua, modbus, speed, schedule)
+        await _loop(model, opcua, modbus, speed, schedule, scenarios)
     finally:
         if runner is not None:
             await runner.cleanup()
@@ -88,7 +97,7 @@ def _print_ready(event: dict) -> None:
 
 
 async def _loop(model: PlantModel, opcua: OpcUaFrontEnd, modbus: ModbusFrontEnd, speed: float,
-                schedule: list[FaultRequest]) -> None:
+                schedule: list[FaultRequest], scenarios: ScenarioRunner) -> None:
     loop = asyncio.get_running_loop()
     step = TICK_S * speed
     next_tick = loop.time()
@@ -97,6 +106,7 @@ async def _loop(model: PlantModel, opcua: OpcUaFrontEnd, modbus: ModbusFrontEnd,
         while pending and (pending[0].at_s or 0.0) <= model.time_s:
             with contextlib.suppress(LookupError, ValueError):
                 apply(model, pending.pop(0))
+        scenarios.advance(model)
         model.step(step)
         modbus.refresh()
         await opcua.notify(opcua.update())
@@ -120,6 +130,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--control-port", type=int, default=None)
     parser.add_argument("--faults", type=Path, default=None, help="TOML fault schedule")
+    parser.add_argument("--scenario", choices=sorted(SCENARIOS), default=None,
+                        help="start a scenario with the simulation: "
+                             + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
+                             .replace("%", "%%"))
     parser.add_argument("--security", choices=["None", "Basic256Sha256"], default="None",
                         help="OPC-UA security policy")
     parser.add_argument("--cert-dir", type=Path, default=None,
@@ -148,11 +162,12 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(args.seed, args.speed, args.tags, args.opcua_port, args.modbus_port, args.plant,
                         host=args.host, control_port=args.control_port, faults=schedule,
-                        security=security)
+                        security=security, scenario=args.scenario)
 
     try:
         asyncio.run(run())
-    except ConfigError as exc:
+    except (ConfigError, LookupError, ValueError) as exc:
+        # A broken plant file, or a scenario the plant cannot run (it lacks a tag it acts on).
         print(f"simulate: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

@@ -6,6 +6,10 @@ batch transfer that the tank farm switches at the turnaround levels: while filli
 is ``+swing * flow``, while draining ``-swing * flow``. A tank without a linked flow moves at a
 fixed rate that fills it from the low to the high turnaround in ``fill_h`` hours.
 Hints: ``sim = { inflow_tag = "FI-310", swing = 0.3, fill_h = 2 }``.
+
+An overfill (:meth:`TankFarm.overfill`, a scenario's misrouted rundown) overrides a tank for a
+while: its level rises at a fixed rate past the turnaround, up to 100 %, and the usual
+batch transfer resumes (draining) when the overfill ends.
 """
 
 from __future__ import annotations
@@ -45,6 +49,17 @@ class TankFarm:
         n = len(tanks)
         self.level_pct = rng.uniform(30.0, 75.0, n)
         self.direction = np.where(rng.uniform(size=n) < 0.5, -1.0, 1.0)
+        self.forced_rate_pct_s = np.zeros(n)  # overfill: level rise per second while forced_left_s > 0
+        self.forced_left_s = np.zeros(n)
+
+    def overfill(self, tank_id: str, to_full_s: float, hold_s: float) -> None:
+        """Make a tank rise from its level now to 100 % in ``to_full_s`` simulated seconds and
+        stay full for ``hold_s``; then it drains as usual."""
+        k = self.tank_ids.index(tank_id)
+        if to_full_s <= 0 or hold_s < 0:
+            raise ValueError("to_full_s must be positive and hold_s not negative")
+        self.forced_rate_pct_s[k] = (100.0 - self.level_pct[k]) / to_full_s
+        self.forced_left_s[k] = to_full_s + hold_s
 
     def net_flow_bpd(self, pv: np.ndarray) -> np.ndarray:
         """Net flow into each tank (bbl/day), positive while filling."""
@@ -58,8 +73,15 @@ class TankFarm:
         if not len(self.level_index):
             return
         delta_bbl = self.net_flow_bpd(pv) * dt / 86400.0
-        self.level_pct = np.clip(self.level_pct + 100.0 * delta_bbl / self.capacity_bbl, 0.0, 100.0)
-        self.direction = np.where(self.level_pct >= HIGH_TURNAROUND_PCT, -1.0,
-                                  np.where(self.level_pct <= LOW_TURNAROUND_PCT, 1.0, self.direction))
+        delta_pct = 100.0 * delta_bbl / self.capacity_bbl
+        forced = self.forced_left_s > 0.0
+        if forced.any():
+            delta_pct = np.where(forced, self.forced_rate_pct_s * dt, delta_pct)
+            self.forced_left_s = np.maximum(self.forced_left_s - dt, 0.0)
+            self.direction = np.where(forced, -1.0, self.direction)  # drains once the overfill ends
+        self.level_pct = np.clip(self.level_pct + delta_pct, 0.0, 100.0)
+        self.direction = np.where(forced, self.direction,
+                                  np.where(self.level_pct >= HIGH_TURNAROUND_PCT, -1.0,
+                                           np.where(self.level_pct <= LOW_TURNAROUND_PCT, 1.0, self.direction)))
         pv[self.level_index] = self.level_pct
         measured[self.level_index] = self.level_pct + LEVEL_NOISE_PCT * noise

@@ -6,6 +6,10 @@ request stalls only its own connection. Every failure becomes bad quality with a
 the tags of the failed request; nothing is raised for device trouble. Lost connections are
 re-established in the background with capped exponential backoff, and while a device is down
 reads fail at once as DISCONNECTED instead of queueing.
+
+Writes (``write``) and single-tag reads (``read_tag``, the read-back after a write) use the same
+connections, one request at a time per connection like the scans: they take an idle
+connection when there is one, so a write waits at most for one request of a scan.
 """
 
 from __future__ import annotations
@@ -22,13 +26,22 @@ import numpy as np
 import structlog
 from tenacity import AsyncRetrying, retry_if_exception_type, wait_exponential
 
-from drivers.base import BatchCallback, GroupPlan
+from drivers.base import (
+    BatchCallback,
+    GroupPlan,
+    WriteNotConnected,
+    WriteNotEncodable,
+    WriteRefused,
+    WriteTimeout,
+)
 from drivers.batch import Batch
+from drivers.modbus.encoder import encode_write
 from drivers.modbus.layout import ScanLayout
-from drivers.modbus.link import Failure, ModbusLink
+from drivers.modbus.link import Failure, ModbusLink, exception_name
 from drivers.modbus.planner import Request, plan_requests
-from drivers.quality import Reason, check_values
+from drivers.quality import Quality, Reason, check_values
 from plant.devices import ModbusDevice
+from plant.schema import Tag
 
 log = structlog.get_logger(__name__)
 
@@ -87,6 +100,23 @@ class _GroupReader:
         )
 
 
+@dataclass(frozen=True, eq=False)
+class _TagReader:
+    """One tag compiled for a read of its own: its request and layout, and instrument range."""
+
+    request: Request
+    layout: ScanLayout
+    instrument_min: np.ndarray
+    instrument_max: np.ndarray
+
+    @classmethod
+    def compile(cls, tag: Tag) -> _TagReader:
+        (request,) = plan_requests([tag])
+        return cls(request=request, layout=ScanLayout.build(1, [request]),
+                   instrument_min=np.array([-np.inf if tag.instrument_min is None else tag.instrument_min]),
+                   instrument_max=np.array([np.inf if tag.instrument_max is None else tag.instrument_max]))
+
+
 class _LinkDown(Exception):
     """A connection attempt failed (drives the backoff)."""
 
@@ -120,6 +150,7 @@ class ModbusDriver:
             for n in range(max(1, min(device.max_concurrent, most_requests)))
         ]
         self._reconnecting: dict[int, asyncio.Task] = {}
+        self._tag_readers: dict[str, _TagReader] = {}
         self._closed = False
 
     @property
@@ -164,6 +195,65 @@ class ModbusDriver:
         self.stats.connected = self.connected
         return Batch.build(group, self.device_id, scan_start, receive_ts, reader.tag_index,
                            values, quality, reason)
+
+    async def write(self, tag: Tag, value: float, timeout_s: float) -> None:
+        """Write ``value`` (engineering units) to the tag's holding registers or coil, once.
+
+        Holding registers go as FC6 (one register) or FC16 (several), coils as FC5, encoded by
+        :mod:`drivers.modbus.encoder` (its rounding rule and refusals). Raises WriteNotEncodable
+        before sending, WriteNotConnected when no connection is up, WriteRefused with the
+        exception's name when the device answers with one, WriteTimeout when no usable answer
+        came within ``timeout_s`` (capped at three times the device's ``timeout_s``) or the
+        connection dropped after sending.
+        """
+        if tag.modbus is None:
+            raise WriteNotEncodable(f"tag {tag.id} has no modbus address")
+        payload = encode_write(tag.modbus, value)
+        link = self._free_link()
+        if link is None:
+            raise WriteNotConnected(f"{self.device_id}: not connected; tag {tag.id} was not written")
+        failure = await link.write(tag.modbus.table, tag.modbus.address, payload, timeout_s)
+        self.stats.requests += 1
+        if failure is None:
+            return
+        # Not counted with the scans' errors: the write path journals every outcome.
+        if failure.exception_code is not None:
+            raise WriteRefused(f"{self.device_id} refused the write of {value:g} to {tag.id}: {failure.detail}",
+                               status=exception_name(failure.exception_code))
+        if not failure.sent:
+            raise WriteNotConnected(f"{self.device_id}: {failure.detail}; tag {tag.id} was not written")
+        if failure.reason is Reason.TIMEOUT:
+            raise WriteTimeout(f"{failure.detail}: the write of {value:g} to {tag.id} may have reached the device")
+        raise WriteTimeout(f"{failure.detail}: no usable answer; the write of {value:g} to {tag.id} "
+                           "may have reached the device")
+
+    async def read_tag(self, tag: Tag, timeout_s: float) -> tuple[float, int]:
+        """Read one tag now: (value in engineering units, quality code); NaN and BAD on failure."""
+        if tag.modbus is None:
+            return float("nan"), int(Quality.BAD)
+        reader = self._tag_readers.get(tag.id)
+        if reader is None:
+            reader = self._tag_readers[tag.id] = _TagReader.compile(tag)
+        link = self._free_link()
+        if link is None:
+            return float("nan"), int(Quality.BAD)
+        result = await link.read(reader.request, timeout_s)
+        self.stats.requests += 1
+        if isinstance(result, Failure):
+            return float("nan"), int(Quality.BAD)
+        values, quality, reason = reader.layout.decode([result], [Reason.NONE])
+        check_values(values, quality, reason, reader.instrument_min, reader.instrument_max)
+        return float(values[0]), int(quality[0])
+
+    def _free_link(self) -> ModbusLink | None:
+        """A connected link, an idle one when there is one (a write then waits for no scan)."""
+        live = [link for link in self._links if link.connected]
+        for link in self._links:
+            if not link.connected:
+                self._ensure_reconnecting(link)
+        if not live:
+            return None
+        return next((link for link in live if not link.busy), live[0])
 
     async def subscribe(self, group: str, callback: BatchCallback) -> None:
         """Modbus has no subscriptions; scan groups of Modbus devices are polled."""

@@ -1,4 +1,4 @@
-"""One TCP connection to a Modbus device, reading one request at a time.
+"""One TCP connection to a Modbus device, carrying one request (a read or a write) at a time.
 
 pymodbus's client serializes requests on a connection (no pipelining), retries and reconnects
 on its own, and waits out its full timeout on answers it cannot parse. A link turns all of that
@@ -29,13 +29,38 @@ _STALE_MEMORY = 32
 _PYMODBUS_TIMEOUT_FACTOR = 4.0
 
 
+# Exception codes (Modbus Application Protocol v1.1b3, section 7) by the names the write
+# path reports them with.
+EXCEPTION_NAMES = {
+    0x01: "IllegalFunction",
+    0x02: "IllegalDataAddress",
+    0x03: "IllegalDataValue",
+    0x04: "ServerDeviceFailure",
+    0x05: "Acknowledge",
+    0x06: "ServerDeviceBusy",
+    0x08: "MemoryParityError",
+    0x0A: "GatewayPathUnavailable",
+    0x0B: "GatewayTargetDeviceFailedToRespond",
+}
+
+
+def exception_name(code: int) -> str:
+    """The standard name of a Modbus exception code ("IllegalDataAddress"), or "Exception0xNN"."""
+    return EXCEPTION_NAMES.get(code, f"Exception0x{code:02X}")
+
+
 @dataclass(frozen=True, slots=True)
 class Failure:
-    """Why a request returned no values; ``exception_code`` for Modbus exception responses."""
+    """Why a request returned no values; ``exception_code`` for Modbus exception responses.
+
+    ``sent`` is False when the request never left (not connected): for a write, that means
+    the device cannot have seen it.
+    """
 
     reason: Reason
     detail: str
     exception_code: int | None = None
+    sent: bool = True
 
 
 class ModbusLink:
@@ -60,6 +85,7 @@ class ModbusLink:
         self._abort: Failure | None = None
         self._inflight: asyncio.Task | None = None
         self._stale: deque[int] = deque(maxlen=_STALE_MEMORY)
+        self._frames_sent = 0
         self._one_at_a_time = asyncio.Lock()  # scan groups of one device may read concurrently
         self._client = AsyncModbusTcpClient(
             host, port=port, name=name, timeout=timeout_s * _PYMODBUS_TIMEOUT_FACTOR,
@@ -93,25 +119,91 @@ class ModbusLink:
         """Close the connection (no reconnect is scheduled by the link itself)."""
         self._client.close()
 
-    async def read(self, request: Request) -> list[int] | list[bool] | Failure:
-        """Issue one read request and wait at most ``timeout_s`` for its answer."""
-        async with self._one_at_a_time:
-            return await self._read(request)
+    @property
+    def busy(self) -> bool:
+        """True while a request is in flight or waiting for this connection."""
+        return self._one_at_a_time.locked()
 
-    async def _read(self, request: Request) -> list[int] | list[bool] | Failure:
+    async def read(self, request: Request, timeout_s: float | None = None) -> list[int] | list[bool] | Failure:
+        """Issue one read request and wait at most ``timeout_s`` (default: the link's, capped as
+        for writes) for its answer."""
+        timeout_s = self.timeout_s if timeout_s is None else min(timeout_s, self._longest_wait_s)
+        async with self._one_at_a_time:
+            return await self._read(request, timeout_s)
+
+    async def write(self, table: ModbusTable, address: int, payload: list[int] | bool,
+                    timeout_s: float) -> Failure | None:
+        """Write registers (FC6 for one, FC16 for several) or one coil (FC5) and wait at most
+        ``timeout_s`` for the answer; None when the device accepted it. Never retried.
+
+        The wait is capped below pymodbus's own response timeout (a few times the link's), so
+        our timeout is always the one that fires.
+        """
+        timeout_s = min(timeout_s, self._longest_wait_s)
+        async with self._one_at_a_time:
+            return await self._write(table, address, payload, timeout_s)
+
+    @property
+    def _longest_wait_s(self) -> float:
+        return self.timeout_s * (_PYMODBUS_TIMEOUT_FACTOR - 1.0)
+
+    async def _write(self, table: ModbusTable, address: int, payload: list[int] | bool,
+                     timeout_s: float) -> Failure | None:
+        what = f"{table.value} {address}"
         if not self._client.connected:
-            return Failure(Reason.DISCONNECTED, f"{self.name}: not connected")
+            return Failure(Reason.DISCONNECTED, f"{self.name}: not connected", sent=False)
+        self._abort = None
+        self._partial = False
+        frames_before = self._frames_sent
+        task = self._inflight = asyncio.current_task()
+        try:
+            async with asyncio.timeout(timeout_s):
+                if table == ModbusTable.COIL:
+                    response = await self._client.write_coil(address, bool(payload), device_id=self.unit_id)
+                elif isinstance(payload, list) and len(payload) == 1:
+                    response = await self._client.write_register(address, payload[0], device_id=self.unit_id)
+                else:
+                    response = await self._client.write_registers(address, list(payload),  # type: ignore[arg-type]
+                                                                  device_id=self.unit_id)
+        except TimeoutError:
+            failure = self._timed_out(timeout_s)
+            return Failure(failure.reason, f"{failure.detail} writing {what}",
+                           sent=self._frames_sent != frames_before)
+        except asyncio.CancelledError:
+            if self._abort is None or task is None or task.uncancel() > 0:
+                raise
+            failure = self._aborted()
+            return Failure(failure.reason, f"{failure.detail} writing {what}",
+                           sent=self._frames_sent != frames_before)
+        except ConnectionException as exc:
+            return Failure(Reason.DISCONNECTED, f"{self.name}: {exc} writing {what}",
+                           sent=self._frames_sent != frames_before)
+        except ModbusException as exc:
+            return self._drop(Failure(Reason.PROTOCOL_ERROR, f"{self.name}: {type(exc).__name__}: {exc}"))
+        except Exception as exc:  # noqa: BLE001 - a library bug must not escape as a crash
+            return self._drop(Failure(Reason.MALFORMED_RESPONSE, f"{self.name}: {type(exc).__name__}: {exc}"))
+        finally:
+            self._inflight = None
+        if response.isError():
+            code = int(getattr(response, "exception_code", 0))
+            return Failure(Reason.MODBUS_EXCEPTION, f"{self.name}: exception code {code} "
+                           f"({exception_name(code)}) writing {what}", exception_code=code)
+        return None
+
+    async def _read(self, request: Request, timeout_s: float) -> list[int] | list[bool] | Failure:
+        if not self._client.connected:
+            return Failure(Reason.DISCONNECTED, f"{self.name}: not connected", sent=False)
         self._abort = None
         self._partial = False
         # The frame hooks abort a request by cancelling the task awaiting it (no extra task per
         # request: each would cost event-loop turns on the hot path).
         task = self._inflight = asyncio.current_task()
         try:
-            async with asyncio.timeout(self.timeout_s):
+            async with asyncio.timeout(timeout_s):
                 response = await self._readers[request.table](
                     request.start, count=request.count, device_id=self.unit_id)
         except TimeoutError:
-            return self._timed_out()
+            return self._timed_out(timeout_s)
         except asyncio.CancelledError:
             if self._abort is None or task is None or task.uncancel() > 0:
                 raise  # cancelled from outside: shutdown
@@ -126,13 +218,14 @@ class ModbusLink:
             self._inflight = None
         return self._judge(response, request)
 
-    def _timed_out(self) -> Failure:
+    def _timed_out(self, timeout_s: float | None = None) -> Failure:
+        waited = self.timeout_s if timeout_s is None else timeout_s
         if self._sent:
             self._stale.append(int.from_bytes(self._sent[0:2], "big"))
         if self._partial:
             return self._drop(Failure(Reason.MALFORMED_RESPONSE,
-                                      f"{self.name}: incomplete frame after {self.timeout_s} s"))
-        return Failure(Reason.TIMEOUT, f"{self.name}: no answer within {self.timeout_s} s")
+                                      f"{self.name}: incomplete frame after {waited} s"))
+        return Failure(Reason.TIMEOUT, f"{self.name}: no answer within {waited} s")
 
     def _aborted(self) -> Failure:
         assert self._abort is not None
@@ -163,6 +256,7 @@ class ModbusLink:
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         if sending:
             self._sent = data
+            self._frames_sent += 1
             self._answer_prefix, self._answer_size = answer_prefix(data)
             return data
         if len(data) == self._answer_size and data.startswith(self._answer_prefix):

@@ -23,14 +23,16 @@ import numpy as np
 from asyncua import Client, ua
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wait_exponential
 
-from drivers.base import BatchCallback, GroupPlan
+from drivers.base import BatchCallback, GroupPlan, WriteNotConnected, WriteRefused, WriteTimeout
 from drivers.batch import Batch
 from drivers.opcua.nodes import NodeGroup
 from drivers.opcua.security import configure_security
 from drivers.opcua.stats import DriverStats
 from drivers.opcua.subscription import GroupSubscription
+from drivers.opcua.tag_access import TagAccess, status_name
 from drivers.quality import Quality, Reason
 from plant.devices import OpcUaDevice
+from plant.schema import Tag
 
 _log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ _SESSION_LOST = frozenset({
     ua.StatusCodes.BadCommunicationError, ua.StatusCodes.BadNotConnected,
     ua.StatusCodes.BadServerNotConnected,
 })
+_SESSION_LOST_NAMES = frozenset(status_name(code) for code in _SESSION_LOST)
 _TIMED_OUT = frozenset({ua.StatusCodes.BadTimeout, ua.StatusCodes.BadRequestTimeout})
 
 _OPERATION_LIMITS = (
@@ -105,6 +108,7 @@ class OpcUaDriver:
         self._client: Client | None = None
         self._reconnect_task: asyncio.Task[None] | None = None
         self._background: set[asyncio.Task[None]] = set()
+        self._tag_access = TagAccess(device.id)
         self._closed = False
 
     # ------------------------------------------------------------------ connection
@@ -149,6 +153,7 @@ class OpcUaDriver:
         except BaseException:
             await self._discard(client)
             raise
+        self._tag_access.reset()
         self._client = client
         self.stats.connected = True
         self.stats.connects += 1
@@ -295,6 +300,46 @@ class OpcUaDriver:
             for reason, count in enumerate(np.bincount(bad)):
                 if count:
                     self.stats.bad_values[Reason(reason)] += int(count)
+
+    # ------------------------------------------------------------------ single tags
+
+    async def write(self, tag: Tag, value: float, timeout_s: float) -> None:
+        """Write ``value`` to the tag's node with the Write service, once, in the node's DataType.
+
+        Raises WriteNotEncodable (value does not fit the DataType, node of another type),
+        WriteNotConnected (no session, or the DataType could not be read: nothing was written),
+        WriteRefused with the server's StatusCode name (BadNotWritable, BadOutOfRange,
+        BadUserAccessDenied, ...), WriteTimeout (no answer within ``timeout_s``, or the session
+        was lost after sending; asyncua's own request timeout, the device's ``timeout_s``, also
+        bounds the wait).
+        """
+        client = self._client
+        if client is None:
+            raise WriteNotConnected(f"{self.device_id}: not connected; tag {tag.id} was not written")
+        try:
+            await self._tag_access.write(client, tag, value, timeout_s)
+        except (ConnectionError, OSError) as exc:
+            self._connection_lost(client, f"write to {tag.id} failed: {exc!r}")
+            raise WriteTimeout(f"{self.device_id}: connection lost during the write of {value:g} to {tag.id} "
+                               f"({exc!r}); it may have reached the server") from None
+        except WriteRefused as exc:
+            if exc.status in _SESSION_LOST_NAMES:
+                self._connection_lost(client, f"write to {tag.id} refused: {exc.status}")
+            raise
+
+    async def read_tag(self, tag: Tag, timeout_s: float) -> tuple[float, int]:
+        """Read one tag now: (value, quality code); NaN and BAD when it cannot be read."""
+        client = self._client
+        if client is None:
+            return float("nan"), int(Quality.BAD)
+        try:
+            return await self._tag_access.read(client, tag, timeout_s)
+        except Exception as exc:
+            # Not counted with the scans' errors: the write path journals the read-back.
+            _, lost = classify_failure(exc)
+            if lost:
+                self._connection_lost(client, f"read of {tag.id} failed: {exc!r}")
+            return float("nan"), int(Quality.BAD)
 
     # ------------------------------------------------------------------ subscriptions
 

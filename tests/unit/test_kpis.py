@@ -118,7 +118,7 @@ def test_throughput_is_the_time_weighted_mean_of_good_feed():
 def test_quality_score_combines_good_data_share_and_time_in_range():
     alk = UNITS["ALK-400"]
     process_tags = [t for t in CATALOG.tags if t.unit_id == "ALK-400"]
-    assert len(process_tags) == 7
+    assert len(process_tags) == 8  # 7 measurements and the valve's manual loading HIC-401.SP
     series = {t.id: steps((0, (t.normal_min + t.normal_max) / 2), end=HOUR) for t in process_tags}
     series["AI-400"] = steps((0, 80.0), (HOUR / 2, 90.0), end=HOUR)  # out of range half the time
     ai = series["AI-400"]
@@ -127,10 +127,10 @@ def test_quality_score_combines_good_data_share_and_time_in_range():
     quality[5] = Quality.DOUBTFUL
     series["AI-400"] = TagSeries(ai.ts, ai.values, quality)
     result = unit_kpis(Window(0.0, HOUR, series), alk, CATALOG)
-    assert result.good_data_pct == pytest.approx(100 * (7 * 60 - 1) / (7 * 60))
+    assert result.good_data_pct == pytest.approx(100 * (8 * 60 - 1) / (8 * 60))
     # The doubtful sample at 300 s is missing data: the good one at 240 s holds for max_gap_s
     # (60 s) only, so the minute from 300 s to 360 s (out of range) is not counted at all.
-    assert result.in_range_pct == pytest.approx(100 * (6 * HOUR + HOUR / 2) / (7 * HOUR - 60))
+    assert result.in_range_pct == pytest.approx(100 * (7 * HOUR + HOUR / 2) / (8 * HOUR - 60))
     assert result.quality_score == pytest.approx(result.good_data_pct * result.in_range_pct / 100)
     assert result.samples.doubtful == 1
 
