@@ -295,6 +295,14 @@ class EmbeddedStore:
         return Batch.build("recent", first.device, first.scan_start, first.receive_ts, idx[order],
                            values[order], quality[order], reason[order], ts[order])
 
+    async def last_batch_id(self) -> int:
+        """The id of the newest batch ever committed (0 for a new store). Ids are never reused,
+        so it stays right after retention deleted rows; with ``pending`` it lets a reader
+        (the Sparkplug node's replay) say where it is in the append order."""
+        row = await self._reader.call(lambda conn: conn.execute(
+            "SELECT seq FROM sqlite_sequence WHERE name = 'batch'").fetchone())
+        return 0 if row is None else int(row[0])
+
     async def count_values(self, start: float, end: float) -> int:
         """Values of the scans that started in ``[start, end)``."""
         return await self._reader.call(lambda conn: conn.execute(
