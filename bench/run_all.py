@@ -32,6 +32,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("alarms", [], ["--quick"]),
     ("http", [], ["--seconds", "5"]),
     ("opcua_server", [], ["--flushes", "5", "--monitored", "200"]),
+    ("writes", [], ["--quick"]),
     ("memory", [], ["--quick"]),
 ]
 

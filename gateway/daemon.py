@@ -49,10 +49,13 @@ from gateway.services.inventory import FILE_NAME as INVENTORY_FILE
 from gateway.services.inventory import InventoryStore
 from gateway.services.maintenance import MaintenanceService
 from gateway.services.reports.service import ReportService
+from gateway.services.writes.journal import WRITES_FILE
+from gateway.services.writes.service import WriteService
 from gateway.settings import Config, load_config
 from gateway.store.embedded import EmbeddedStore
 from plant.catalog import Catalog
 from plant.errors import ConfigError
+from plant.writes import write_device_by_tag
 
 log = get_logger("gateway.daemon")
 
@@ -280,6 +283,16 @@ class Gateway:
         report("alarms", health=alarms.health, metrics=alarms.metrics)
         services.append(alarms)
 
+        # Writes: the one write path of every front door; each outcome is also an operator
+        # action in the alarm journal. Not a sink: it reads the live cache and the drivers.
+        if s.writes.enabled:
+            writes = deps.writes = WriteService(
+                s.writes, catalog, write_device_by_tag(s.devices, s.scan_groups, catalog.plant),
+                lambda: pipeline.drivers, lambda: pipeline.live, state_dir / WRITES_FILE, tasks,
+                alarms=alarms)
+            report("writes", health=writes.health, metrics=writes.metrics)
+            services.append(writes)
+
         if publisher is not None and s.mqtt.values.enabled:
             pipeline.add_sink("mqtt_values", MqttValues(publisher, catalog))
 
@@ -308,7 +321,7 @@ class Gateway:
             opcua = deps.opcua_server = OpcUaServerService(
                 s.opcua_server, catalog, pipeline.live, state_dir, tasks,
                 gateway_status=lambda: gateway_status(deps, time.time()),
-                analytics=deps.analytics, alarms=alarms)
+                analytics=deps.analytics, alarms=alarms, writes=deps.writes)
             pipeline.add_sink("opcua_server", opcua)
             alarms.add_listener("opcua_server", opcua.on_transitions)
             report("opcua_server", health=opcua.health, check=opcua.problem)
@@ -317,7 +330,8 @@ class Gateway:
         if s.database.url is not None:
             # Not a sink: it forwards what the embedded store committed, from its own cursor.
             historian = deps.historian = HistorianService(
-                s.database, store, catalog, s.gateway_id, s.site, tasks)
+                s.database, store, catalog, s.gateway_id, s.site, tasks,
+                tag_writes=None if deps.writes is None else deps.writes.journal)
             report("database", health=historian.health, check=historian.problem)
             services.append(historian)
 
@@ -360,6 +374,14 @@ class Gateway:
 
     async def _shutdown(self) -> None:
         """Stop scanning, commit what is queued, close devices, store and HTTP."""
+        writes = getattr(getattr(self, "deps", None), "writes", None)
+        if writes is not None:
+            # First: refuse new writes; those in flight finish (devices still connected) or are
+            # journaled unknown within writes.shutdown_wait_s.
+            try:
+                await writes.finish()
+            except Exception:
+                log.exception("writes in flight not settled at shutdown")
         scans = [n for n in self.supervisor.names() if n.startswith(("scan:", "subscribe:"))]
         await self.supervisor.stop(scans)
         if hasattr(self, "pipeline"):

@@ -9,13 +9,16 @@ marks the gateway degraded while the historian is unreachable or falling behind.
 
 from __future__ import annotations
 
+import functools
 from datetime import timedelta
 from typing import Any
 
 from gateway.runtime.logs import get_logger
 from gateway.services.base import Tasks
 from gateway.settings import DatabaseSettings
+from gateway.store.postgres.connection import connect
 from gateway.store.postgres.policy import RetentionPolicy
+from gateway.store.postgres.tag_writes import TagWritesForwarder, TagWriteSource
 from gateway.store.postgres.writer import DatabaseWriter, ForwardBuffer, WriterState
 from plant.catalog import Catalog
 
@@ -23,8 +26,11 @@ log = get_logger("gateway.services.historian")
 
 SERVICE_NAME = "database"
 MAINTENANCE_TASK = "database-maintenance"
-# Part of the daemon's shutdown deadline spent forwarding the last scans.
+TAG_WRITES_TASK = "database-tag-writes"
+# Part of the daemon's shutdown deadline spent forwarding the last scans, and the last writes.
 FLUSH_TIMEOUT_S = 3.0
+TAG_WRITES_FLUSH_TIMEOUT_S = 1.0
+TAG_WRITES_CONNECT_TIMEOUT_S = 30.0
 
 
 def retention_policy(settings: DatabaseSettings) -> RetentionPolicy:
@@ -40,7 +46,9 @@ class HistorianService:
     name = SERVICE_NAME
 
     def __init__(self, settings: DatabaseSettings, store: ForwardBuffer, catalog: Catalog,
-                 gateway_id: str, site: str, tasks: Tasks) -> None:
+                 gateway_id: str, site: str, tasks: Tasks,
+                 tag_writes: TagWriteSource | None = None) -> None:
+        """``tag_writes``: the write journal, forwarded to the ``tag_writes`` table."""
         if settings.url is None:
             raise ValueError("the database service needs database.url")
         self.settings = settings
@@ -49,7 +57,9 @@ class HistorianService:
         self.gateway_id = gateway_id
         self.site = site
         self.tasks = tasks
+        self.tag_writes = tag_writes
         self.writer: DatabaseWriter | None = None
+        self.forwarder: TagWritesForwarder | None = None
 
     async def start(self) -> None:
         """Build the writer over the gateway's embedded store and supervise it."""
@@ -61,6 +71,13 @@ class HistorianService:
             fold_interval_s=s.fold_interval_s)
         self.tasks.start(SERVICE_NAME, self.writer.run)
         self.tasks.start(MAINTENANCE_TASK, self.writer.run_maintenance)
+        if self.tag_writes is not None:
+            self.forwarder = TagWritesForwarder(
+                functools.partial(connect, s.url.get_secret_value(), schema=s.schema_name,
+                                  timeout=TAG_WRITES_CONNECT_TIMEOUT_S,
+                                  command_timeout=TAG_WRITES_CONNECT_TIMEOUT_S),
+                self.tag_writes, self.gateway_id, self.site, self.writer.wait_migrated)
+            self.tasks.start(TAG_WRITES_TASK, self.forwarder.run)
         log.info("database forwarding started", gateway_id=self.gateway_id,
                  schema=s.schema_name, batch_rows=s.batch_rows)
 
@@ -70,6 +87,8 @@ class HistorianService:
         start."""
         if self.writer is not None:
             await self.writer.flush(FLUSH_TIMEOUT_S)
+        if self.forwarder is not None and self.writer is not None and self.writer.stats.connects:
+            await self.forwarder.flush(TAG_WRITES_FLUSH_TIMEOUT_S)
 
     def health(self) -> dict[str, Any]:
         """The /health ``database`` section."""
@@ -95,6 +114,9 @@ class HistorianService:
             "rows_folded": st.rows_folded,
             "last_fold_at": st.last_fold_at,
             "maintenance_error": st.maintenance_error,
+            "tag_writes_forwarded": (None if self.forwarder is None
+                                     else self.forwarder.stats.rows_forwarded),
+            "tag_writes_error": None if self.forwarder is None else self.forwarder.stats.last_error,
         }
 
     def problem(self) -> str | None:

@@ -24,6 +24,7 @@ from gateway.settings.opcua_server import (
 from gateway.settings.reports import ReportSettings, ReportTargets
 from gateway.settings.simulator import SimulatorSettings
 from gateway.settings.store import DatabaseSettings, StoreSettings
+from gateway.settings.writes import WritesSettings
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -47,6 +48,7 @@ __all__ = [
     "SimulatorSettings",
     "SmtpSecurity",
     "StoreSettings",
+    "WritesSettings",
     "cross_check",
     "is_loopback",
     "load_config",

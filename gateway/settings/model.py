@@ -18,6 +18,7 @@ from gateway.settings.opcua_server import OpcUaServerSettings
 from gateway.settings.reports import ReportSettings
 from gateway.settings.simulator import SimulatorSettings
 from gateway.settings.store import DatabaseSettings, StoreSettings
+from gateway.settings.writes import WritesSettings
 from plant.devices import Device, ScanGroup
 from plant.schema import Plant, no_duplicates
 
@@ -48,6 +49,7 @@ class GatewaySettings(BaseSettings):
     opcua_server: OpcUaServerSettings = OpcUaServerSettings()
     reports: ReportSettings = ReportSettings()
     email: EmailSettings = EmailSettings()
+    writes: WritesSettings = WritesSettings()
     devices: list[Device] = []
     scan_groups: list[ScanGroup] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 
@@ -19,10 +20,13 @@ class OpcUaServerSecurity(StrEnum):
 
 class OpcUaServerUser(Strict):
     """A client account of the northbound OPC-UA server. ``password_hash`` is an argon2 hash
-    (print one with ``python -m gateway.northbound.opcua.security``), never the password."""
+    (print one with ``python -m gateway.northbound.opcua.security``), never the password.
+    ``role`` is what the account may write, as for API users: a writable tag needs its
+    ``write_role`` (default supervisor) or higher; a viewer only reads."""
 
     username: str = Field(min_length=1, max_length=64)
     password_hash: SecretStr
+    role: Literal["viewer", "operator", "supervisor", "admin"] = "viewer"
 
     @field_validator("password_hash")
     @classmethod

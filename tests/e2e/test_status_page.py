@@ -28,6 +28,8 @@ from tests.support.daemon import ROOT, DaemonProcess, post_json, state_with_user
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts"
 OPERATOR, PASSWORD = "olga", "valve lineup 42"
+SUPERVISOR = "sam"
+SETPOINT = "TIC-101.SP"  # writable, supervisor, 330..370 °C, at most 10 per write
 FAULT_TAG = "TI-101"
 VIEWPORT = (1920, 1080)
 DEVTOOLS_URL = re.compile(r"DevTools listening on (ws://\S+)")
@@ -169,7 +171,7 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def daemon(tmp_path_factory, chromium):
     state = state_with_users(tmp_path_factory.mktemp("status-page") / "state", PASSWORD,
-                             {OPERATOR: Role.OPERATOR})
+                             {OPERATOR: Role.OPERATOR, SUPERVISOR: Role.SUPERVISOR})
     d = DaemonProcess(state, env={"REFINERYIQ_OPCUA_SERVER__PORT": "0",
                                   "REFINERYIQ_ALARMS__BAD_QUALITY_DELAY_S": "1",
                                   "REFINERYIQ_ANALYTICS__FIRST_RUN_DELAY_S": "1"}).start()
@@ -261,4 +263,111 @@ async def test_an_operator_logs_in_and_acknowledges_an_alarm(daemon, page):
                         f"\"{key}\"]'); return !r || r.dataset.state !== 'ACTIVE_UNACK'; }})()",
                         15, "the page to show the acknowledged state")
     await page.screenshot("alarm-acknowledged")
+    assert page.errors == []
+
+
+# --------------------------------------------------------------------------- layout, writes
+
+# Every table inside its box (no horizontal scroll bar, no column cut off), and every cell whose
+# text is cut by an ellipsis carries its full text as a title.
+LAYOUT = """(() => {
+  const out = {overflowing: [], untitled: []};
+  for (const table of document.querySelectorAll('table.data')) {
+    if (!table.offsetParent) continue;
+    const box = table.closest('.scroll') || table.parentElement;
+    const panel = table.closest('.panel');
+    if (table.scrollWidth > box.clientWidth + 1 || panel.scrollWidth > panel.clientWidth + 1) {
+      const widest = [...(table.tBodies[0].rows[0] || table.tHead.rows[0]).cells]
+        .map((c) => `${c.textContent.trim().slice(0, 20)}=${c.offsetWidth}`).join(' ');
+      out.overflowing.push(`${table.id || table.tBodies[0].id}: table ${table.scrollWidth} px ` +
+                           `in ${box.clientWidth} px (panel ${panel.scrollWidth}/` +
+                           `${panel.clientWidth}; first row ${widest})`);
+    }
+    for (const cell of table.querySelectorAll('td')) {
+      const text = cell.textContent.trim();
+      if (cell.scrollWidth > cell.clientWidth + 1 && text && !(cell.title || '').includes(text)) {
+        out.untitled.push(`${table.id || table.tBodies[0].id}: ${text}`);
+      }
+    }
+  }
+  return out;
+})()"""
+
+
+async def _login(page, user: str) -> None:
+    await page.js(f"document.getElementById('login-user').value = {json.dumps(user)};"
+                  f"document.getElementById('login-password').value = {json.dumps(PASSWORD)};"
+                  "document.getElementById('login-submit').click(); true")
+    await page.wait_for("!document.getElementById('session-info').hidden", 15, "logged in")
+
+
+@pytest.mark.parametrize("size", [(1366, 768), (1600, 900), (1920, 1080)])
+async def test_no_table_overflows_its_panel_and_cut_text_has_a_title(daemon, page, size):
+    await page.send("Emulation.setDeviceMetricsOverride", session=page.session, width=size[0],
+                    height=size[1], deviceScaleFactor=1, mobile=False)
+    await page.wait_for("document.querySelectorAll('#equipment-rows tr').length > 0", 60,
+                        "the equipment health rows")
+    await page.wait_for("document.querySelectorAll('#writable-rows tr').length > 0", 30,
+                        "the writable tags")
+    _, login = post_json(daemon.url + "/api/auth/login",
+                         {"username": SUPERVISOR, "password": PASSWORD})
+    post_json(f"{daemon.url}/api/tags/{SETPOINT}/write",  # a refused write: a long detail text
+              {"value": 999.0, "reason": "layout"}, {"Authorization": f"Bearer {login['token']}"})
+    await page.wait_for("document.querySelectorAll('#write-journal-rows tr').length > 0", 15,
+                        "the write journal")
+    await asyncio.sleep(0.5)  # one layout pass after the last rows arrived
+    layout = await page.js(LAYOUT)
+    await page.screenshot(f"layout-{size[0]}x{size[1]}")
+    assert layout["overflowing"] == [], layout["overflowing"]
+    assert layout["untitled"] == [], layout["untitled"]
+    assert page.errors == []
+
+
+async def test_without_the_role_the_page_offers_no_write(daemon, page):
+    await page.wait_for("document.querySelectorAll('#writable-rows tr').length > 0", 30,
+                        "the writable tags")
+    assert await page.js("document.querySelectorAll('#writable-rows button.write-open').length") == 0
+    assert await page.js("!document.getElementById('writes-hint').hidden")
+    await _login(page, OPERATOR)  # operator: the operator-role tags only, not the setpoint
+    row = f"document.querySelector('#writable-rows tr[data-tag-id=\"{SETPOINT}\"]')"
+    await page.wait_for(f"{row} && !{row}.querySelector('button.write-open')", 10,
+                        "the setpoint row without a button")
+    assert await page.js("document.querySelectorAll('#writable-rows button.write-open').length") > 0
+
+
+async def test_a_supervisor_changes_a_setpoint_after_confirming_old_and_new_value(daemon, page):
+    _, writable = daemon.get("/api/tags/writable")
+    old = next(t["value"] for t in writable if t["tag_id"] == SETPOINT)
+    new = round(old + 2 if old + 2 <= 370 else old - 2, 1)
+    await _login(page, SUPERVISOR)
+    button = (f"document.querySelector('#writable-rows tr[data-tag-id=\"{SETPOINT}\"] "
+              "button.write-open')")
+    await page.wait_for(f"!!{button}", 10, "the Change button")
+    await page.js(f"{button}.click(); true")
+    await page.wait_for("document.getElementById('write-dialog').open", 5, "the dialog")
+    await page.js(f"document.getElementById('write-value').value = '{new}';"
+                  "document.getElementById('write-reason').value = 'e2e: raise outlet';"
+                  "document.getElementById('write-review').click(); true")
+    await page.wait_for("document.getElementById('write-dialog').dataset.step === 'confirm'", 5,
+                        "the confirmation step")
+    shown_old = await page.js("document.getElementById('confirm-old').textContent")
+    shown_new = await page.js("document.getElementById('confirm-new').textContent")
+    assert shown_new.startswith(f"{new:.1f}") and shown_new.endswith("°C")
+    assert float(shown_old.split()[0].replace(",", "")) == pytest.approx(old, abs=0.5)
+    await page.screenshot("write-confirm")
+    await page.js("document.getElementById('write-confirm').click(); true")
+    await page.wait_for("document.getElementById('write-dialog').dataset.step === 'done'", 15,
+                        "the outcome")
+    assert await page.js("document.getElementById('write-result').dataset.outcome") == "confirmed"
+    await page.screenshot("write-done")
+    _, journal = daemon.get(f"/api/tags/writes?tag_id={SETPOINT}&limit=1")
+    row = journal["writes"][0]
+    assert (row["user"], row["origin"], row["outcome"], row["reason"]) == (
+        SUPERVISOR, "http", "confirmed", "e2e: raise outlet")
+    assert row["requested_value"] == pytest.approx(new)
+    shown = f"document.querySelector('#write-journal-rows tr[data-write-id=\"{row['id']}\"]')"
+    await page.wait_for(f"{shown} && {shown}.dataset.outcome === 'confirmed'", 10,
+                        "the write in the page's journal")
+    await page.js("document.getElementById('write-close').click(); true")
+    assert not await page.js("document.getElementById('write-dialog').open")
     assert page.errors == []

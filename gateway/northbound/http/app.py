@@ -17,6 +17,7 @@ from gateway.northbound.http import (
     status_page,
     stream,
     tags,
+    writes,
 )
 from gateway.northbound.http.compat import alerts as seed_alerts
 from gateway.northbound.http.compat import assets as seed_assets
@@ -30,7 +31,7 @@ from gateway.northbound.http.deps import DEPS_KEY, ApiDeps
 from gateway.northbound.http.errors import error_middleware
 from gateway.northbound.http.response_cache import CACHE_KEY, ResponseCache
 
-DOMAINS = (health, tags, metrics, auth, alarms, analytics, openapi, devices, history, stream,
+DOMAINS = (health, tags, writes, metrics, auth, alarms, analytics, openapi, devices, history, stream,
            seed_dashboard, seed_inventory, seed_assets, seed_alerts, seed_maintenance,
            seed_energy, seed_normalized, seed_reports, status_page)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from gateway.services.inventory import InventoryStore
     from gateway.services.maintenance import MaintenanceService
     from gateway.services.reports.service import ReportService
+    from gateway.services.writes.service import WriteService
     from gateway.store.embedded import EmbeddedStore
 
 DEPS_KEY: web.AppKey[ApiDeps] = web.AppKey("deps")
@@ -52,6 +53,7 @@ class ApiDeps:
     stream: StreamHub | None = None
     opcua_server: OpcUaServerService | None = None
     historian: HistorianService | None = None
+    writes: WriteService | None = None  # the one write path (None: [writes] enabled = false)
     # `run --simulate`: the simulator child's ports and control API (None otherwise)
     simulator: dict[str, Any] | None = None
     # /health sections and checks, /metrics families, by service name (the daemon fills them)

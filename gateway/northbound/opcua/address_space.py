@@ -15,7 +15,8 @@ NodeId, names, references, and the Value of a tag or figure. asyncua's own stand
 (about 6,000, 50 MB) share their equal attribute DataValues too
 (:func:`share_standard_values`), before our nodes are built so that they reuse the memory.
 
-- every tag: an AnalogItemType variable (Double, read-only) with node id ``ns=2;s=<tag_id>``
+- every tag: an AnalogItemType variable (Double) with node id ``ns=2;s=<tag_id>``, read-only
+  unless the tag is writable (then CurrentRead|CurrentWrite, see ``writes.py``),
   and the properties ``EURange`` (normal range), ``InstrumentRange`` (when configured) and
   ``EngineeringUnits`` (EUInformation, UNECE code where one is known);
 - per unit ``<unit>/KPIs/<figure>`` (throughput, OEE and its factors, energy, stability),
@@ -60,6 +61,9 @@ SYNTHETIC_FOLDER_SIZE = 50
 BUILD_SLICE_TAGS = 1000
 _DOUBLE = ua.VariantType.Double
 _READ = ua.AccessLevel.CurrentRead.mask
+# Writable tags (plant.toml writable = true): clients may write their Value, and only that;
+# the write goes through the gateway's write path (gateway/northbound/opcua/writes.py).
+_READ_WRITE = _READ | ua.AccessLevel.CurrentWrite.mask
 # The Value of a tag or figure variable is rewritten while serving; its NodeId is unique.
 _OWN_ATTRIBUTES = frozenset({ua.AttributeIds.NodeId, ua.AttributeIds.Value})
 # A property's Value (range, engineering units) is set once when it is built.
@@ -158,8 +162,8 @@ class _Builder:
 
     def variable(self, parent: ua.NodeId, node_id: ua.NodeId, name: str, value: ua.Variant,
                  data_type: int, type_definition: int = ua.ObjectIds.BaseDataVariableType,
-                 array: bool = False) -> None:
-        attrs = _variable_attrs(name, value, data_type, array)
+                 array: bool = False, access: int = _READ) -> None:
+        attrs = _variable_attrs(name, value, data_type, array, access)
         self.variables.append(_item(parent, node_id, name, ua.NodeClass.Variable,
                                     ua.ObjectIds.HasComponent, type_definition, attrs))
 
@@ -187,8 +191,10 @@ class _Builder:
             items.clear()
 
 
-async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
-    """Create every node the gateway serves under ``Objects/RefineryIQ``."""
+async def build_address_space(server: Server, catalog: Catalog,
+                              writable: frozenset[str] = frozenset()) -> AddressSpace:
+    """Create every node the gateway serves under ``Objects/RefineryIQ``; the tags named in
+    ``writable`` get AccessLevel CurrentRead|CurrentWrite, every other node CurrentRead."""
     b = _Builder()
     shared = SharedAttributes()
     root = b.folder(ua.NodeId(ua.ObjectIds.ObjectsFolder), folder_id(), ROOT)
@@ -218,7 +224,8 @@ async def build_address_space(server: Server, catalog: Catalog) -> AddressSpace:
         node_id = tag_node_id(tag.id)
         tag_nodes.append(node_id)
         b.variable(parent, node_id, tag.id, ua.Variant(None, ua.VariantType.Null),
-                   ua.ObjectIds.Double, ua.ObjectIds.AnalogItemType)
+                   ua.ObjectIds.Double, ua.ObjectIds.AnalogItemType,
+                   access=_READ_WRITE if tag.id in writable else _READ)
         b.prop(node_id, "EURange", ua.Range(Low=tag.normal_min, High=tag.normal_max),
                ua.ObjectIds.Range)
         if tag.instrument_min is not None and tag.instrument_max is not None:
@@ -269,7 +276,7 @@ _DATA_TYPES = {
 
 
 def _variable_attrs(name: str, value: ua.Variant, data_type: int,
-                    array: bool) -> ua.VariableAttributes:
+                    array: bool, access: int = _READ) -> ua.VariableAttributes:
     attrs = ua.VariableAttributes()
     attrs.DisplayName = attrs.Description = ua.LocalizedText(name)
     attrs.DataType = _node_id(data_type)
@@ -277,8 +284,8 @@ def _variable_attrs(name: str, value: ua.Variant, data_type: int,
     attrs.ValueRank = ua.ValueRank.OneDimension if array else ua.ValueRank.Scalar
     if array:
         attrs.ArrayDimensions = [0]
-    attrs.AccessLevel = _READ
-    attrs.UserAccessLevel = _READ
+    attrs.AccessLevel = access
+    attrs.UserAccessLevel = access
     return attrs
 
 

@@ -34,6 +34,7 @@ from gateway.northbound.opcua.address_space import (
     data_value,
     notify,
     share_standard_values,
+    tag_node_id,
 )
 from gateway.northbound.opcua.security import (
     APPLICATION_URI,
@@ -42,7 +43,9 @@ from gateway.northbound.opcua.security import (
     ensure_certificate,
 )
 from gateway.northbound.opcua.status import ALARM_SEVERITY, GOOD, status_codes
+from gateway.northbound.opcua.writes import TagWrites, WritePath
 from gateway.runtime.logs import get_logger
+from gateway.services.accounts.users import Role
 from gateway.settings import OpcUaServerSecurity, OpcUaServerSettings
 from plant.catalog import Catalog
 
@@ -101,8 +104,14 @@ class NorthboundServer:
     """
 
     def __init__(self, settings: OpcUaServerSettings, catalog: Catalog, changes: ChangeSource,
-                 state_dir: Path):
+                 state_dir: Path, writes: WritePath | None = None,
+                 writable: tuple[str, ...] = ()):
+        """``writes`` is the daemon's write path; ``writable`` the tags clients may write
+        through it (none without ``writes``)."""
         self.settings = settings
+        self.writes = writes
+        self.writable = frozenset(writable) if writes is not None else frozenset()
+        self.tag_writes: TagWrites | None = None
         self.catalog = catalog
         self.changes = changes
         self.state_dir = state_dir
@@ -140,7 +149,13 @@ class NorthboundServer:
         if ns != NS:
             raise RuntimeError(f"namespace {NAMESPACE_URI} registered as ns={ns}, expected {NS}")
         share_standard_values(server.iserver.aspace)
-        self.space = await build_address_space(server, self.catalog)
+        self.space = await build_address_space(server, self.catalog, self.writable)
+        if self.writes is not None and self.writable:
+            roles = ({u.username: Role.parse(u.role) for u in self.settings.users}
+                     if sec == OpcUaServerSecurity.BASIC256SHA256 else None)
+            self.tag_writes = TagWrites(self.writes, {tag_node_id(t): t for t in self.writable},
+                                        roles)
+            self.tag_writes.install(server)
         self._writer = TagWriter(self.space)
         self._events = await server.get_event_generator(_alarm_condition(), ua.ObjectIds.Server)
         await server.start()

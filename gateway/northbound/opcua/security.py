@@ -5,6 +5,8 @@
   generated on first use into ``<state_dir>/pki/server/`` (key readable by the owner only);
   clients log in with a username and password from ``opcua_server.users``, whose passwords
   are stored as argon2 hashes. Print a hash with ``python -m gateway.northbound.opcua.security``.
+  Each account's ``role`` (default viewer) decides which writable tags it may write
+  (see :mod:`gateway.northbound.opcua.writes`); anonymous sessions of ``None`` never write.
 
 asyncua asks the user manager synchronously, so an argon2 check runs on the OPC-UA
 server's own thread (see gateway/northbound/opcua/service.py), never on the ingestion loop; argon2-cffi

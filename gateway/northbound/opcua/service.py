@@ -14,7 +14,8 @@
 Each tag's StatusCode is mapped back from our quality and reason
 (:mod:`gateway.northbound.opcua.status`); a tag not read yet and a KPI or health figure not
 computed yet read BadWaitingForInitialData, a figure that cannot be computed (no feed for
-OEE, say) BadDataUnavailable, never a Good null. Every variable is read-only for clients. Alarm
+OEE, say) BadDataUnavailable, never a Good null. Every variable is read-only for clients except
+the writable tags, whose writes go through the gateway's write path (:mod:`.writes`). Alarm
 transitions are AlarmConditionType events from the Server object (Severity LOW 300,
 MEDIUM 500, HIGH 800; SourceName the tag id; ConditionName the alarm key).
 
@@ -61,11 +62,13 @@ class OpcUaServerService:
 
     def __init__(self, settings: OpcUaServerSettings, catalog: Catalog, live: LiveCache,
                  state_dir: Path, tasks: Tasks, gateway_status: Callable[[], dict[str, Any]],
-                 analytics: Any = None, alarms: Any = None):
+                 analytics: Any = None, alarms: Any = None, writes: Any = None):
         """``gateway_status`` gives the Gateway folder's figures (status, reasons, device and
         value counts, uptime: ``gateway.northbound.http.health.gateway_status``);
         ``analytics`` (its ``latest`` results) and ``alarms`` (its ``active()`` list) are read
-        for the KPI, health and alarm figures when those services run."""
+        for the KPI, health and alarm figures when those services run; ``writes`` (the write
+        service: ``writable_tags()``, ``submit_threadsafe()``) makes the writable tags
+        writable by clients with the role (see :mod:`gateway.northbound.opcua.writes`)."""
         self.settings = settings
         self.catalog = catalog
         self.live = live
@@ -74,6 +77,7 @@ class OpcUaServerService:
         self.gateway_status = gateway_status
         self.analytics = analytics
         self.alarms = alarms
+        self.writes = writes
         self.server: NorthboundServer | None = None
         self.changes: ChangeSource | None = None
         self._thread: ServerThread | None = None
@@ -89,7 +93,9 @@ class OpcUaServerService:
         ``opcua_server.state`` starting → serving (or failed). The daemon attaches
         :meth:`on_batches` as a pipeline sink and :meth:`on_transitions` as an alarm listener."""
         self.changes = ChangeSource(self.live)
-        self.server = NorthboundServer(self.settings, self.catalog, self.changes, self.state_dir)
+        writable = () if self.writes is None else tuple(t.id for t in self.writes.writable_tags())
+        self.server = NorthboundServer(self.settings, self.catalog, self.changes, self.state_dir,
+                                       self.writes, writable)
         self._thread = ServerThread()
         self._thread.start()
         # Building the address space takes seconds at 10,000 tags (asyncua adds nodes one by
@@ -189,6 +195,8 @@ class OpcUaServerService:
             return {"state": state, "error": self.error}
         s = server.stats
         return {"state": "serving", "endpoint": server.endpoint, "port": server.port,
+                "writable_tags": len(server.writable),
+                "writes": 0 if server.tag_writes is None else server.tag_writes.handled,
                 "security": server.settings.security.value, "sessions": server.sessions,
                 "flushes": s.flushes, "values_written": s.values_written,
                 "last_flush_s": round(s.last_flush_s, 6), "max_flush_s": round(s.max_flush_s, 6),

@@ -49,7 +49,55 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS journal_key ON journal (alarm_key, seq)",
 ]
 
+# ISA-18.2 operator actions that are not alarm transitions (a setpoint write, a command): the
+# alarm system's own record of what operators did, beside the transitions (IEC 62682 11.6: the
+# journal holds alarm events and operator actions). Kept apart from ``journal`` so its rows never
+# enter an alarm query, a KPI or the MQTT outbox; ``time`` orders the two together.
+_ACTIONS_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS operator_actions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        time REAL NOT NULL,
+        source TEXT NOT NULL,
+        unit_id TEXT,
+        user_name TEXT NOT NULL,
+        origin TEXT NOT NULL,
+        action TEXT NOT NULL,
+        outcome TEXT NOT NULL,
+        ref TEXT,
+        message TEXT NOT NULL DEFAULT ''
+    )""",
+    "CREATE INDEX IF NOT EXISTS operator_actions_time ON operator_actions (time)",
+    "CREATE INDEX IF NOT EXISTS operator_actions_source ON operator_actions (source, id)",
+]
+_SCHEMA += _ACTIONS_SCHEMA
+_ACTION_COLUMNS = ("id", "time", "source", "unit_id", "user_name", "origin", "action", "outcome",
+                   "ref", "message")
+
 _ACTIVE = (AlarmState.UNACK.value, AlarmState.ACKED.value)
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorAction:
+    """One operator action journaled by the alarm system (e.g. a tag write and its outcome).
+
+    ``source`` is the tag (or device) acted on, ``origin`` the front door (http, opcua, ...),
+    ``ref`` what the action refers to elsewhere (``write:<id>`` in the write journal)."""
+
+    time: float
+    source: str
+    user: str
+    origin: str
+    action: str
+    outcome: str
+    message: str = ""
+    ref: str | None = None
+    unit_id: str | None = None
+    id: int | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.id, "time": self.time, "source": self.source, "unit_id": self.unit_id,
+                "user": self.user, "origin": self.origin, "action": self.action,
+                "outcome": self.outcome, "ref": self.ref, "message": self.message}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,11 +199,50 @@ class AlarmJournal:
             lambda conn: conn.execute("SELECT max(seq) FROM journal").fetchone())
         return 0 if row is None or row[0] is None else int(row[0])
 
+    async def append_action(self, action: OperatorAction) -> OperatorAction:
+        """Journal one operator action; returns it with its id."""
+        row = (action.time, action.source, action.unit_id, action.user, action.origin,
+               action.action, action.outcome, action.ref, action.message)
+        new_id = await self._db.transaction(lambda conn: conn.execute(
+            "INSERT INTO operator_actions (time, source, unit_id, user_name, origin, action, "
+            "outcome, ref, message) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row).lastrowid)
+        return OperatorAction(**{**_action_fields(action), "id": new_id})
+
+    async def actions(self, source: str | None = None, since: float | None = None,
+                      until: float | None = None, limit: int = 100,
+                      offset: int = 0) -> list[OperatorAction]:
+        """Journaled operator actions, newest first, at most ``limit`` (capped at 1000)."""
+        clauses, args = [], []
+        for clause, value in (("source = ?", source), ("time >= ?", since), ("time < ?", until)):
+            if value is not None:
+                clauses.append(clause)
+                args.append(value)
+        where = (" WHERE " + " AND ".join(clauses)) if clauses else ""
+        sql = (f"SELECT {', '.join(_ACTION_COLUMNS)} FROM operator_actions{where} "
+               "ORDER BY id DESC LIMIT ? OFFSET ?")
+        rows = await self._db.call(lambda conn: conn.execute(
+            sql, [*args, max(0, min(limit, MAX_QUERY_ROWS)), max(offset, 0)]).fetchall())
+        return [OperatorAction(id=r[0], time=r[1], source=r[2], unit_id=r[3], user=r[4],
+                               origin=r[5], action=r[6], outcome=r[7], ref=r[8], message=r[9])
+                for r in rows]
+
+    async def enforce_action_retention(self, now: float) -> int:
+        """Delete operator actions older than the retention; returns how many were deleted."""
+        cutoff = now - self.retention_s
+        return await self._db.transaction(lambda conn: conn.execute(
+            "DELETE FROM operator_actions WHERE time < ?", (cutoff,)).rowcount)
+
     async def enforce_retention(self, now: float) -> int:
         """Delete transitions older than the retention; returns how many were deleted."""
         cutoff = now - self.retention_s
         return await self._db.transaction(
             lambda conn: conn.execute("DELETE FROM journal WHERE time < ?", (cutoff,)).rowcount)
+
+
+def _action_fields(a: OperatorAction) -> dict[str, object]:
+    return {"time": a.time, "source": a.source, "user": a.user, "origin": a.origin,
+            "action": a.action, "outcome": a.outcome, "message": a.message, "ref": a.ref,
+            "unit_id": a.unit_id}
 
 
 def _row(t: AlarmTransition) -> tuple:

@@ -31,7 +31,7 @@ from analytics.alarm_types import Alarm, AlarmState, AlarmTransition, Severity
 from analytics.alarms import SNAPSHOT_VERSION, AlarmEngine
 from drivers.batch import Batch
 from gateway.runtime.logs import get_logger
-from gateway.services.alarms.journal import AlarmJournal, JournalFilter
+from gateway.services.alarms.journal import AlarmJournal, JournalFilter, OperatorAction
 from gateway.services.base import Tasks
 from plant.catalog import Catalog
 
@@ -96,6 +96,7 @@ class AlarmService:
         self.transitions = 0
         self.trimmed = 0  # journal rows deleted by the retention (answers that listed them are stale)
         self.activations = 0
+        self.operator_actions = 0  # journaled by record_operator_action since start
         self._persisted_seq = -1
         self._persisted_at = float("-inf")
         self._retention_at = float("-inf")
@@ -205,6 +206,7 @@ class AlarmService:
     async def enforce_journal_retention(self, now: float) -> int:
         """Delete journaled transitions past the store retention; returns how many went."""
         deleted = await self.journal.enforce_retention(now)
+        await self.journal.enforce_action_retention(now)
         if deleted:
             self.trimmed += deleted
             log.info("alarm journal trimmed", deleted=deleted)
@@ -253,6 +255,23 @@ class AlarmService:
                                                 comment)
         await self._after_action(out)
         return out
+
+    async def record_operator_action(self, *, source: str, user: str, origin: str, action: str,
+                                     outcome: str, message: str, ref: str | None = None,
+                                     unit_id: str | None = None) -> OperatorAction:
+        """Journal an operator action that is not an alarm transition (a tag write and its
+        outcome, from the write path): the alarm journal's ISA-18.2 record of what operators
+        did. No alarm state changes; nothing goes to MQTT or the transition listeners."""
+        entry = await self.journal.append_action(OperatorAction(
+            time=self.clock(), source=source, user=user, origin=origin, action=action,
+            outcome=outcome, message=message, ref=ref, unit_id=unit_id))
+        self.operator_actions += 1
+        return entry
+
+    async def operator_actions_page(self, source: str | None = None, limit: int = 100,
+                                    offset: int = 0) -> list[OperatorAction]:
+        """Journaled operator actions, newest first."""
+        return await self.journal.actions(source=source, limit=limit, offset=offset)
 
     async def _after_action(self, out: list[AlarmTransition]) -> None:
         if out:

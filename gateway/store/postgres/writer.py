@@ -258,6 +258,10 @@ class DatabaseWriter:
             self.stats.state = WriterState.STOPPED
         return True
 
+    async def wait_migrated(self) -> None:
+        """Return once this writer has migrated (or found migrated) the historian schema."""
+        await self._migrated.wait()
+
     async def _store_identity(self) -> str:
         """The embedded store's identity, made once and kept in the store itself."""
         if self._store_id is None:

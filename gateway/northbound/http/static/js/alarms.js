@@ -70,7 +70,7 @@ export class AlarmList {
       el("td", {}, el("span", { className: `sev sev-${alarm.severity}` }, alarm.severity)),
       el("td", {}, alarm.tag_id), el("td", {}, alarm.kind), el("td", { className: "state" }, alarm.state),
       el("td", { className: "n" }, alarm.value === null || alarm.value === undefined ? "—" : num(alarm.value, 2)),
-      el("td", {}, clockTime(alarm.raised_at)), el("td", { className: "msg", title: alarm.message || "" }, alarm.message || ""),
+      el("td", {}, clockTime(alarm.raised_at)), el("td", { className: "msg fill", title: alarm.message || "" }, alarm.message || ""),
       actions);
   }
 

@@ -5,9 +5,10 @@
 const TOKEN_KEY = "refineryiq.session";
 
 export class ApiError extends Error {
-  constructor(status, detail) {
+  constructor(status, detail, body = null) {
     super(detail);
     this.status = status;
+    this.body = body; // the JSON answer, e.g. {detail, write} of a refused write
   }
 }
 
@@ -44,7 +45,7 @@ async function answer(response) {
   }
   if (!response.ok) {
     if (response.status === 401 && session.get()) session.set(null);
-    throw new ApiError(response.status, (body && body.detail) || response.statusText);
+    throw new ApiError(response.status, (body && body.detail) || response.statusText, body);
   }
   return body;
 }

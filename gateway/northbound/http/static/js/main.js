@@ -5,9 +5,11 @@ import { AlarmList } from "./alarms.js";
 import { refreshAnalytics } from "./overview.js";
 import { TagTable } from "./tags.js";
 import { Trends } from "./trends.js";
+import { WritePanel } from "./writes.js";
 
 const ANALYTICS_EVERY_MS = 15000;
 const HEALTH_EVERY_MS = 10000;
+const WRITES_EVERY_MS = 5000;
 const DEFAULT_TRENDS = 2; // the first units' feed tags, when the catalog names them
 
 const $ = (id) => document.getElementById(id);
@@ -29,6 +31,10 @@ const trends = new Trends({
 const alarms = new AlarmList({
   body: $("alarm-rows"), count: $("alarm-count"), empty: $("alarm-empty"), hint: $("alarm-hint"),
   onError: showError,
+});
+const writes = new WritePanel({
+  tagsBody: $("writable-rows"), journalBody: $("write-journal-rows"), hint: $("writes-hint"),
+  empty: $("writable-empty"), dialog: $("write-dialog"), onError: showError,
 });
 const analyticsNodes = {
   plantKpis: $("plant-kpis"), unitCards: $("unit-cards"), equipment: $("equipment-rows"),
@@ -61,6 +67,7 @@ function renderSession() {
     $("session-role").textContent = s.role;
   }
   alarms.render(alarms.alarms);
+  writes.render();
 }
 
 $("login-form").addEventListener("submit", async (event) => {
@@ -107,6 +114,7 @@ window.addEventListener("session-changed", () => {
 const stream = openStream("/api/stream", (name, data) => {
   if (name === "snapshot" || name === "values") {
     tags.apply(data);
+    writes.apply(data);
     if (name === "values") trends.apply(data);
   } else if (name === "alarm") {
     alarms.refresh();
@@ -141,6 +149,8 @@ async function start() {
     equipmentNames = {};
   }
   alarms.refresh();
+  await writes.load();
+  setInterval(() => writes.refreshJournal(), WRITES_EVERY_MS);
   refreshAnalytics(analyticsNodes, equipmentNames, showError);
   setInterval(() => refreshAnalytics(analyticsNodes, equipmentNames, showError), ANALYTICS_EVERY_MS);
   setInterval(() => alarms.refresh(), ANALYTICS_EVERY_MS);

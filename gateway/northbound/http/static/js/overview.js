@@ -38,7 +38,8 @@ export function renderEquipment(node, rows, names) {
       el("td", { title: `${names[r.equipment_id] || ""} (${r.unit_id || ""})` }, r.equipment_id),
       el("td", { className: "n" }, num(r.score, 1)),
       el("td", {}, status(r.status)), el("td", {}, r.zone || "—"),
-      el("td", {}, r.worst_tag ? `${r.worst_kind} ${r.worst_tag}` : "—"),
+      el("td", { className: "worst", title: r.worst_tag ? `${r.worst_kind} ${r.worst_tag}` : "" },
+        r.worst_tag ? `${r.worst_kind} ${r.worst_tag}` : "—"),
       el("td", { className: "n" }, r.failure_probability_pct === null
         || r.failure_probability_pct === undefined ? "—" : `${num(r.failure_probability_pct, 1)} %`))));
 }

@@ -32,7 +32,7 @@ export class TagTable {
       const trend = el("button", { type: "button", className: "trend-add", title: "add to trends",
         on: { click: () => this.onTrend(tag.tag_id) } }, "+");
       const tr = el("tr", { dataset: { tagId: tag.tag_id, unitId: tag.unit_id || "" } },
-        el("td", { className: "tag-id" }, tag.tag_id), el("td", { className: "name", title: tag.tag_name }, tag.tag_name),
+        el("td", { className: "tag-id" }, tag.tag_id), el("td", { className: "name fill", title: tag.tag_name }, tag.tag_name),
         el("td", {}, tag.unit_id || ""), cells.value, el("td", {}, tag.engineering_units),
         cells.quality, cells.age, el("td", {}, trend));
       const row = { tr, ...cells, tag, sourceTs: null, text: null };
