@@ -7,6 +7,7 @@ Where a value goes after a scan (see ``docs/architecture.md``)::
                     |--> live cache --> HTTP API, SSE stream, northbound OPC-UA
                     `--> sinks, in order: alarms --> MQTT outbox, journal, e-mail, SSE, OPC-UA
                                           mqtt_values --> MQTT
+                                          sparkplug --> MQTT (Sparkplug B)
                                           opcua_server --> northbound OPC-UA nodes
                                           analytics --> KPIs, energy, health (+ maintenance)
 
@@ -33,10 +34,12 @@ from gateway.northbound.mqtt.publisher import MqttPublisher
 from gateway.northbound.mqtt.service import MqttService
 from gateway.northbound.mqtt.values import MqttValues
 from gateway.northbound.opcua.service import OpcUaServerService
+from gateway.northbound.sparkplug import SparkplugNode, WritePathCommands, device_tags_from_plans
 from gateway.runtime.logs import get_logger
 from gateway.runtime.ports import Listener, PortInUse, ensure_free, is_address_in_use
 from gateway.runtime.sdnotify import Notifier
 from gateway.runtime.simulator_child import SimulatorProcess
+from gateway.runtime.state_dir import check_state_dir
 from gateway.runtime.supervisor import Supervisor
 from gateway.services.accounts.service import AccountsService
 from gateway.services.alarms.journal import JOURNAL_FILE
@@ -61,31 +64,6 @@ log = get_logger("gateway.daemon")
 
 SHUTDOWN_DEADLINE_S = 8.0
 RETENTION_EVERY_S = 300.0
-
-
-class StateDirError(RuntimeError):
-    """The state directory cannot hold the gateway's files."""
-
-
-def check_state_dir(state_dir) -> None:
-    """Create the state directory if needed and prove it is writable, naming it otherwise:
-    every durable promise of the gateway (accepted scans, outbox, journal) lives there."""
-    import errno
-    import os
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        probe = state_dir / ".write-test"
-        with open(probe, "wb") as f:
-            f.write(b"ok")
-            f.flush()
-            os.fsync(f.fileno())
-        probe.unlink()
-    except OSError as exc:
-        why = {errno.EROFS: "it is on a read-only file system",
-               errno.EACCES: "permission denied", errno.ENOSPC: "no space left on the device",
-               }.get(exc.errno, exc.strerror or str(exc))
-        raise StateDirError(f"state directory {state_dir} is not writable: {why} "
-                            "(set state_dir or REFINERYIQ_STATE_DIR)") from None
 
 
 class Gateway:
@@ -295,6 +273,23 @@ class Gateway:
 
         if publisher is not None and s.mqtt.values.enabled:
             pipeline.add_sink("mqtt_values", MqttValues(publisher, catalog))
+
+        # Sparkplug B: the gateway as an edge node on the broker of [mqtt] (off by default).
+        if s.sparkplug.enabled and s.mqtt.host is not None:
+            sparkplug = SparkplugNode(
+                s.sparkplug, s.mqtt, s.gateway_id, s.site, catalog, lambda: pipeline.live,
+                state_dir, pipeline.device_connections,
+                lambda: device_tags_from_plans(pipeline.plans), store,
+                health_status=lambda: gateway_status(deps, time.time())["status"],
+                values_per_s=lambda: sum(d.values_per_s(time.time())
+                                         for d in pipeline.device_stats.values()),
+                store_backlog=lambda: store.backlog.values,
+                commands=None if deps.writes is None else WritePathCommands(
+                    deps.writes, s.sparkplug.command_role, f"mqtt://{s.mqtt.host}:{s.mqtt.port}"))
+            pipeline.add_sink("sparkplug", sparkplug)
+            report("sparkplug", health=sparkplug.health, check=sparkplug.problem,
+                   metrics=sparkplug.metrics)
+            services.append(sparkplug)
 
         if s.email.enabled:
             email = EmailService(s.email, catalog, s.gateway_id, s.site, s.analytics.timezone)

@@ -23,6 +23,7 @@ from gateway.settings.opcua_server import (
 )
 from gateway.settings.reports import ReportSettings, ReportTargets
 from gateway.settings.simulator import SimulatorSettings
+from gateway.settings.sparkplug import SparkplugSettings
 from gateway.settings.store import DatabaseSettings, StoreSettings
 from gateway.settings.writes import WritesSettings
 
@@ -47,6 +48,7 @@ __all__ = [
     "ReportTargets",
     "SimulatorSettings",
     "SmtpSecurity",
+    "SparkplugSettings",
     "StoreSettings",
     "WritesSettings",
     "cross_check",

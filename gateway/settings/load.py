@@ -12,6 +12,7 @@ from gateway.settings.model import DEFAULT_CONFIG, ENV_PREFIX, Config, GatewaySe
 from plant.errors import ConfigError, validation_problems
 from plant.load import load_plant, read_toml
 from plant.schema import Plant
+from plant.writes import writability_problems
 
 
 def _secrets_from_files(environ: dict[str, str]) -> dict[str, str]:
@@ -53,6 +54,10 @@ def load_config(path: Path | str | None = None, environ: dict[str, str] | None =
     problems = cross_check(settings, plant)
     if problems:
         raise ConfigError(path, problems)
+    # Which device writes each writable tag needs both files; the problems name plant.toml paths.
+    problems = writability_problems(settings.devices, settings.scan_groups, plant)
+    if problems:
+        raise ConfigError(plant_path, problems)
     return Config(path=path, settings=settings, plant=plant)
 
 

@@ -17,6 +17,7 @@ from gateway.settings.mqtt import MqttSettings
 from gateway.settings.opcua_server import OpcUaServerSettings
 from gateway.settings.reports import ReportSettings
 from gateway.settings.simulator import SimulatorSettings
+from gateway.settings.sparkplug import SparkplugSettings
 from gateway.settings.store import DatabaseSettings, StoreSettings
 from gateway.settings.writes import WritesSettings
 from plant.devices import Device, ScanGroup
@@ -42,6 +43,7 @@ class GatewaySettings(BaseSettings):
     store: StoreSettings = StoreSettings()
     database: DatabaseSettings = DatabaseSettings()
     mqtt: MqttSettings = MqttSettings()
+    sparkplug: SparkplugSettings = SparkplugSettings()
     alarms: AlarmConfig = AlarmConfig()
     simulator: SimulatorSettings = SimulatorSettings()
     analytics: AnalyticsSettings = AnalyticsSettings()

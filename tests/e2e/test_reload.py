@@ -7,8 +7,13 @@ import signal
 
 import pytest
 
+from plant.load import load_plant
 from tests.support.daemon import ROOT, DaemonProcess
 from tests.support.faults import simulate_config
+
+# The OPC-UA device's tags once both its groups poll: every plant tag of HT-305 and ALK-400.
+OPCUA_TAGS = sum(1 for t in load_plant(ROOT / "config" / "plant.toml").tags
+                 if t.unit_id in ("HT-305", "ALK-400") and t.opcua is not None)
 
 
 def sighup(daemon: DaemonProcess, logged: str, timeout: float) -> None:
@@ -53,7 +58,7 @@ def test_sighup_applies_a_changed_scan_configuration_without_restart(daemon_with
     def alk_polled():
         _, health = daemon.get("/health")
         opc = next(d for d in health["devices"] if d["id"] == "scada-ht-alk")
-        return health if health["status"] == "healthy" and opc["tags"] == 22 else None
+        return health if health["status"] == "healthy" and opc["tags"] == OPCUA_TAGS else None
 
     daemon.wait_for(alk_polled, 30, "ALK-400 tags polled by the OPC-UA group")
     _, tags = daemon.get("/api/tags/live")
