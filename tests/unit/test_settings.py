@@ -96,3 +96,10 @@ def test_check_config_exits_2_on_file_that_is_not_toml(tmp_path):
     result = _cli("check-config", str(junk))
     assert result.returncode == 2
     assert "not valid TOML" in result.stderr
+
+
+def test_load_config_refuses_a_writable_tag_that_no_device_scans():
+    with pytest.raises(ConfigError) as caught:
+        load_config(Path("config/gateway.toml"), environ={"REFINERYIQ_SCAN_GROUPS": "[]"})
+    assert caught.value.path.endswith("plant.toml")
+    assert any("TIC-101.SP" in p or "writable" in p for p in caught.value.problems)
