@@ -33,6 +33,7 @@ BENCHMARKS: list[tuple[str, list[str], list[str]]] = [
     ("http", [], ["--seconds", "5"]),
     ("opcua_server", [], ["--flushes", "5", "--monitored", "200"]),
     ("writes", [], ["--quick"]),
+    ("sparkplug", [], ["--quick"]),
     ("memory", [], ["--quick"]),
 ]
 
