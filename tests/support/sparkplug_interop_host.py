@@ -2,7 +2,7 @@
 PyPI), so the gateway's messages are checked by code that is not ours.
 
 pysparkplug needs paho-mqtt < 2 and the gateway paho-mqtt 2, so it cannot share the project's
-virtualenv: tests/integration/test_sparkplug_interop.py installs it into a virtualenv of its
+virtualenv: tests/integration/sparkplug/test_sparkplug_interop.py installs it into a virtualenv of its
 own (build/sparkplug-interop-venv) and runs this script there. It must not import the project.
 
     python sparkplug_interop_host.py GROUP_ID

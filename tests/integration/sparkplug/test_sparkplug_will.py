@@ -9,26 +9,13 @@ import os
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
-import pytest
+from tests.support.sparkplug_host import seq_gaps
 
-from tests.support.sparkplug_host import SparkplugHost, seq_gaps
-
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def group() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def host(group):
-    h = await SparkplugHost(group).start()
-    yield h
-    await h.stop()
 
 
 def start_node(state_dir: Path, group: str) -> subprocess.Popen:

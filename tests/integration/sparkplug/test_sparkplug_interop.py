@@ -20,7 +20,7 @@ import pytest
 from drivers.quality import Quality
 from tests.support.sparkplug_node import NodeHarness
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 VENV = ROOT / "build" / "sparkplug-interop-venv"
 PYSPARKPLUG = "pysparkplug==0.6.1"
 HOST_SCRIPT = ROOT / "tests" / "support" / "sparkplug_interop_host.py"

@@ -4,14 +4,9 @@ and a restarted gateway replays what it had not published before it stopped."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-
-import pytest
-
 from gateway.settings.mqtt import MqttSettings
 from tests.support.mqtt import BROKER
+from tests.support.sparkplug_fixtures import until as _until
 from tests.support.sparkplug_host import SparkplugHost, seq_gaps
 from tests.support.sparkplug_node import NodeHarness
 from tests.support.tcp_proxy import TcpProxy
@@ -19,23 +14,8 @@ from tests.support.tcp_proxy import TcpProxy
 TI = "CDU-101/FURNACE-100/TI-101"
 
 
-@pytest.fixture
-def group() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def host(group):
-    h = await SparkplugHost(group).start()
-    yield h
-    await h.stop()
-
-
-async def until(predicate, what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def ti_values(host: SparkplugHost) -> list[tuple[float, bool]]:
@@ -94,3 +74,7 @@ async def test_a_restart_replays_what_was_accepted_but_not_yet_published(tmp_pat
         await second.stop()
     assert ti_values(host) == ([(float(v), True) for v in range(200, 210)]
                                + [(float(v), False) for v in range(210, 212)])
+
+
+async def until(predicate, what: str, timeout: float = 20.0) -> None:
+    await _until(predicate, what, timeout)

@@ -3,12 +3,7 @@ calls) only when ``sparkplug.allow_commands`` is on; real Mosquitto, our own hos
 
 from __future__ import annotations
 
-import asyncio
-import time
-import uuid
-
-import pytest
-
+from tests.support.sparkplug_fixtures import until
 from tests.support.sparkplug_host import SparkplugHost
 from tests.support.sparkplug_node import EDGE_NODE, NodeHarness
 
@@ -27,23 +22,8 @@ class RecordingCommands:
         return "confirmed"
 
 
-@pytest.fixture
-def group() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
 
 
-@pytest.fixture
-async def host(group):
-    h = await SparkplugHost(group).start()
-    yield h
-    await h.stop()
-
-
-async def until(predicate, what: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.02)
 
 
 def alias_of(host: SparkplugHost, name: str) -> int:

@@ -7,26 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 
 import pytest
 
-from tests.support.sparkplug_host import SparkplugHost, seq_gaps
+from tests.support.sparkplug_host import seq_gaps
 from tests.support.sparkplug_node import NodeHarness
 
 TI = "CDU-101/FURNACE-100/TI-101"
 
 
-@pytest.fixture
-def group() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def host(group):
-    h = await SparkplugHost(group).start()
-    yield h
-    await h.stop()
 
 
 @pytest.fixture

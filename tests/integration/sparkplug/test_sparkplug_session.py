@@ -7,8 +7,6 @@ feeds it (tests/support/sparkplug_node.py): commit to a real embedded store, liv
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from drivers.quality import Quality
@@ -16,18 +14,6 @@ from gateway.northbound.sparkplug import sparkplug_b_pb2 as pb
 from plant.catalog import Catalog
 from tests.support.sparkplug_host import SparkplugHost, seq_gaps
 from tests.support.sparkplug_node import EDGE_NODE, NodeHarness, plant_catalog
-
-
-@pytest.fixture
-def group() -> str:
-    return f"test-{uuid.uuid4().hex[:10]}"
-
-
-@pytest.fixture
-async def host(group):
-    h = await SparkplugHost(group).start()
-    yield h
-    await h.stop()
 
 
 @pytest.fixture
