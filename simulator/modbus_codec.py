@@ -74,9 +74,11 @@ class _Group:
 
 
 class RegisterMap:
-    """The four Modbus tables of one device, refreshed from a value column by :meth:`update`."""
+    """The four Modbus tables of one device, refreshed from a value column by :meth:`update`
+    (every tag, after a model step) or :meth:`update_tag` (one tag, after a write)."""
 
     def __init__(self, tags: Sequence[Tag]):
+        self._tags = list(tags)
         self.registers = {ModbusTable.HOLDING: np.zeros(ADDRESS_SPACE, dtype=np.uint16),
                           ModbusTable.INPUT: np.zeros(ADDRESS_SPACE, dtype=np.uint16)}
         self.bits = {ModbusTable.COIL: np.zeros(ADDRESS_SPACE, dtype=bool),
@@ -114,6 +116,17 @@ class RegisterMap:
             self.registers[g.table][g.registers] = words
         for table, (idx, addr) in self._bits.items():
             self.bits[table][addr] = values[idx] >= 0.5
+
+    def update_tag(self, values: np.ndarray, index: int) -> None:
+        """Encode tag ``index``'s current value only, exactly as :meth:`update` would."""
+        m = self._tags[index].modbus
+        if m is None:
+            return
+        if m.table.is_bits:
+            self.bits[m.table][m.address] = values[index] >= 0.5
+        else:
+            words = encode(values[index:index + 1], m.type, m.order, m.scale, m.offset)
+            self.registers[m.table][m.address:m.address + m.count] = words[0]
 
 
 def decode(registers: Sequence[int], data_type: DataType, order: ByteOrder, scale: float = 1.0,

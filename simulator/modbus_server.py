@@ -16,7 +16,9 @@ value is decoded with its type, byte order, scale and offset and handed to the
 :class:`simulator.writes.WriteDesk`, which applies it or decides the answer: exception 0x02
 (IllegalDataAddress) for an address that is not a writable tag or a write that splits a tag,
 0x03 (IllegalDataValue) outside the instrument range, 0x04 (ServerDeviceFailure) while writes
-are refused, no answer while they time out.
+are refused, no answer while they time out. An applied write re-encodes the written tag's
+registers at once, so a read right after the answer returns the written value; everything the
+process does in answer shows from the model's next step, when all tags are re-encoded.
 """
 
 from __future__ import annotations
@@ -75,6 +77,12 @@ class PlantDatastore(ModbusServerContext):
         self.map.update(self.model.values)
         self.bad[:-1] = self.model.faults.bad_quality_mask()
         self.any_bad = bool(self.bad.any())
+
+    def refresh_tag(self, index: int) -> None:
+        """Re-encode one tag after a write applied to it: a write changes that tag's value
+        only (no fault, no other tag; the process answers over the next steps, which
+        :meth:`refresh` publishes), so the rest of the tables and the bad-quality mask stand."""
+        self.map.update_tag(self.model.values, index)
 
     async def async_getValues(self, device_id: int, func_code: int, address: int,
                               count: int = 1) -> list[int] | list[bool] | ExcCodes:
@@ -146,7 +154,7 @@ class ModbusFrontEnd:
                  writes: WriteDesk | None = None):
         self.writes = writes if writes is not None else WriteDesk(model)
         self.datastore = PlantDatastore(model, RegisterMap(model.catalog.tags), self.writes)
-        self.writes.on_applied(self.refresh)
+        self.writes.on_applied(self.datastore.refresh_tag)
         self.datastore.refresh()
         self.host = host
         self.port = port

@@ -28,7 +28,10 @@ CurrentRead. A Write to a tag node is decided by the :class:`simulator.writes.Wr
 (whoever the user): Good when applied, BadNotWritable for a read-only tag or while writes are
 refused, BadOutOfRange outside the instrument range, BadTypeMismatch for a Variant that is not
 a Double, and no WriteResponse at all while writes time out (the connection's other requests
-are still answered). Writes to other nodes go to asyncua as usual.
+are still answered). Writes to other nodes go to asyncua as usual. An applied write publishes
+the written node at once (a Read right after the Good answer returns the written value, and
+its subscribers are notified); everything the process does in answer shows from the model's
+next step.
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ import contextvars
 import datetime as dt
 import socket
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,15 +232,21 @@ class OpcUaFrontEnd:
         The caller awaits :meth:`notify` with the returned list (kept separate so the hot
         loop over nodes stays synchronous).
         """
-        now = dt.datetime.now(dt.UTC)
-        values = self.model.values.tolist()
-        status = self.model.status
-        pending = []
         n_syn = len(self._attrs) - self._plant_count
         indices = list(range(self._plant_count))
         if n_syn > 0:
             indices += range(self._plant_count + self._round, len(self._attrs), SYNTHETIC_SPREAD)
             self._round = (self._round + 1) % SYNTHETIC_SPREAD
+        pending = self._publish(indices, self.model.values.tolist())
+        self._enforce_silence()
+        return pending
+
+    def _publish(self, indices: Iterable[int], values: Sequence[float] | Mapping[int, float]) -> list:
+        """Set the nodes of tags ``indices`` to ``values[i]`` with the model's StatusCodes;
+        returns (attribute, DataValue) of the nodes with subscribers."""
+        now = dt.datetime.now(dt.UTC)
+        status = self.model.status
+        pending = []
         bad_any = bool(status.any())
         for i in indices:
             attval = self._attrs[i]
@@ -260,7 +269,6 @@ class OpcUaFrontEnd:
                 dv.Value.Value = values[i]
                 dv.SourceTimestamp = now
                 dv.ServerTimestamp = now
-        self._enforce_silence()
         return pending
 
     async def notify(self, pending: list) -> None:
@@ -320,11 +328,13 @@ class OpcUaFrontEnd:
             processor.send_response = send_response
             self._guarded.add(processor)
 
-    def _republish(self) -> None:
-        """After a write changed the model: publish now rather than at the next step."""
-        if self.server is None:
+    def _republish(self, index: int) -> None:
+        """After a write applied to tag ``index``: publish its node now rather than at the next
+        step. A write changes no other reported value (the process answers over the next
+        steps, which :meth:`update` publishes), so the rest of the address space stands."""
+        if self.server is None or index >= len(self._attrs):
             return
-        pending = self.update()
+        pending = self._publish((index,), {index: float(self.model.values[index])})
         if pending:
             task = asyncio.get_running_loop().create_task(self.notify(pending))
             self._notifying.add(task)

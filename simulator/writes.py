@@ -72,10 +72,12 @@ class WriteDesk:
         self.modes: dict[Device, WriteMode] = {d: WriteMode.NORMAL for d in Device}
         self.apply_unanswered: dict[Device, bool] = {d: False for d in Device}
         self.log: deque[ReceivedWrite] = deque(maxlen=LOG_SIZE)
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[int], None]] = []
 
-    def on_applied(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` after every write that changed the model (a server republishes)."""
+    def on_applied(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(index)`` after every write that changed the model, with the catalog
+        index of the written tag: a server republishes that tag at once (a write changes no
+        other reported value until the model's next step)."""
         self._listeners.append(listener)
 
     def set_mode(self, mode: WriteMode, device: Device | None = None, apply: bool = False) -> None:
@@ -107,7 +109,7 @@ class WriteDesk:
                                       self.model.time_s, verdict, applied))
         if applied:
             for listener in self._listeners:
-                listener()
+                listener(index)
         return verdict
 
     def state(self) -> dict[str, Any]:

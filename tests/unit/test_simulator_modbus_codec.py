@@ -81,3 +81,39 @@ def test_register_map_places_each_tag_at_its_address_and_table():
     assert register_map.bits[ModbusTable.COIL][7]
     assert not register_map.bits[ModbusTable.DISCRETE][2]
     assert register_map.owner[ModbusTable.HOLDING][11] == 0
+
+
+def _tables(register_map: RegisterMap) -> dict:
+    return {**{t: a.copy() for t, a in register_map.registers.items()},
+            **{t: a.copy() for t, a in register_map.bits.items()}}
+
+
+def test_update_tag_encodes_one_tag_as_update_does_and_leaves_the_others():
+    """After a write only the written tag is re-encoded: the tables must then be exactly what a
+    full update of the same values gives, for every type and byte order, scale, offset and bit."""
+    tags, address = [], 0
+    for data_type in STRUCT_FORMAT:
+        for order in ByteOrder:
+            tags.append(_tag(f"R{len(tags)}", ModbusAddress(table=ModbusTable.HOLDING, address=address,
+                                                           type=data_type, order=order, scale=0.5,
+                                                           offset=3.0)))
+            address += data_type.registers
+    tags.append(_tag("C", ModbusAddress(table=ModbusTable.COIL, address=4, type=DataType.BOOL)))
+    tags.append(_tag("D", ModbusAddress(table=ModbusTable.DISCRETE, address=9, type=DataType.BOOL)))
+    tags.append(_tag("NONE", None))
+    before = np.array([20.0 + k for k in range(len(tags) - 3)] + [0.0, 1.0, 7.0])
+    incremental = RegisterMap(tags)
+    incremental.update(before)
+    for index in range(len(tags)):
+        after = before.copy()
+        after[index] = 1.0 if index >= len(tags) - 3 else 1234.5
+        old = _tables(incremental)
+        incremental.update_tag(after, index)
+        full = RegisterMap(tags)
+        full.update(after)
+        for table, array in _tables(incremental).items():
+            assert np.array_equal(array, _tables(full)[table]), (tags[index].id, table)
+            owned = incremental.owner[table] == index
+            assert np.array_equal(array[~owned], old[table][~owned]), (tags[index].id, table)
+        incremental.update_tag(before, index)  # back, for the next tag
+        assert all(np.array_equal(a, old[t]) for t, a in _tables(incremental).items())
