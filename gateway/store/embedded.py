@@ -158,6 +158,27 @@ class EmbeddedStore:
         await self._reader.close()
         await self._writer.close()
 
+    def _remove_unreadable(self, conn: sqlite3.Connection) -> None:
+        """Remove batches whose tag set is missing (an earlier version could leave them after
+        a full disk): they cannot be decoded, and kept they would stop every start. Those not
+        yet forwarded count as dropped, like any other loss."""
+        dangling = "FROM batch WHERE tag_set_id NOT IN (SELECT id FROM tag_set)"
+        forwarded_id = read_meta(conn, MetaKey.FORWARDED_ID)
+        batches, values, unforwarded_batches, unforwarded_values = conn.execute(
+            f"SELECT count(*), coalesce(sum(n_values), 0), coalesce(sum(id > ?), 0),"
+            f" coalesce(sum(CASE WHEN id > ? THEN n_values ELSE 0 END), 0) {dangling}",
+            (forwarded_id, forwarded_id)).fetchone()
+        if not batches:
+            return
+        conn.execute(f"DELETE {dangling}")
+        if self.forwarding and unforwarded_batches:
+            for key, lost in ((MetaKey.DROPPED_UNFORWARDED_BATCHES, unforwarded_batches),
+                              (MetaKey.DROPPED_UNFORWARDED_VALUES, unforwarded_values)):
+                write_meta(conn, key, read_meta(conn, key) + lost)
+        log.error("embedded_store.unreadable_batches_removed", path=str(self.path),
+                  batches=batches, values=values, unforwarded_batches=unforwarded_batches,
+                  reason="their tag set is missing, so their values cannot be decoded")
+
     def _load(self, conn: sqlite3.Connection) -> tuple[_Counters, LatestTable]:
         ensure_incremental_vacuum(conn)
         conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
@@ -165,6 +186,7 @@ class EmbeddedStore:
         write_meta(conn, MetaKey.SCHEMA_VERSION, SCHEMA_VERSION)
         if self._tag_ids is not None:
             self._registry = TagRegistry.bind(conn, self._tag_ids)
+        self._remove_unreadable(conn)
         conn.execute("COMMIT")
         counters = _Counters(
             forwarded_id=read_meta(conn, MetaKey.FORWARDED_ID),
@@ -190,8 +212,11 @@ class EmbeddedStore:
             return []
         if self._registry is not None:
             batches = [self._registry.batch_to_store(b) for b in batches]
+        # A rolled-back append (a full disk fails the COMMIT) takes its new tag sets with it:
+        # the writer's cache must not keep their ids, or later batches would point at nothing.
         ids = await self._writer.transaction(
-            lambda conn: insert_batches(conn, batches, self._tag_set_ids))
+            lambda conn: insert_batches(conn, batches, self._tag_set_ids),
+            on_abort=self._tag_set_ids.clear)
         n_values = sum(len(batch) for batch in batches)
         for batch in batches:
             self._latest.update(batch)
@@ -398,7 +423,9 @@ class EmbeddedStore:
             forwarded = read_meta(conn, MetaKey.FORWARDED_ID) if self.forwarding else None
             deleted = delete_older_than(conn, now - self.retention_s, forwarded)
             deleted += delete_oldest_to_fit(conn, self.max_bytes, forwarded)
-            if deleted.batches and delete_orphan_tag_sets(conn):
+            if deleted.batches:
+                # Both steps may have dropped tag sets (the size step drops them as it goes).
+                delete_orphan_tag_sets(conn)
                 self._tag_set_ids.clear()
             if deleted.unforwarded_batches:
                 write_meta(conn, MetaKey.DROPPED_UNFORWARDED_BATCHES,

@@ -74,12 +74,21 @@ class SqliteThread:
             try:
                 result = fn(self._conn)
             except BaseException as exc:
-                if self._conn.in_transaction:
-                    self._conn.execute("ROLLBACK")
+                self._roll_back()
                 job_loop.call_soon_threadsafe(_set_exception, fut, exc)
             else:
                 job_loop.call_soon_threadsafe(_set_result, fut, result)
         self._conn.close()
+
+    def _roll_back(self) -> None:
+        """End a failed job's open transaction. SQLite may already have rolled it back (a full
+        disk or an I/O error does); a ROLLBACK that fails must not end this thread, whose
+        callers would then wait for ever."""
+        try:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
 
     async def call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn(conn)`` on the database thread and return its result."""
@@ -90,12 +99,21 @@ class SqliteThread:
         self._jobs.put((fn, fut, loop))
         return await fut
 
-    async def transaction(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``fn(conn)`` inside BEGIN IMMEDIATE ... COMMIT (rolled back if it raises)."""
+    async def transaction(self, fn: Callable[[sqlite3.Connection], T],
+                          on_abort: Callable[[], None] | None = None) -> T:
+        """Run ``fn(conn)`` inside BEGIN IMMEDIATE ... COMMIT (rolled back if it or the
+        COMMIT raises). ``on_abort`` runs on the database thread after such a rollback, for
+        callers that cache what the transaction wrote (the cache must forget it)."""
         def wrapped(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN IMMEDIATE")
-            result = fn(conn)
-            conn.execute("COMMIT")
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if on_abort is not None:
+                    self._roll_back()
+                    on_abort()
+                raise
             return result
         return await self.call(wrapped)
 

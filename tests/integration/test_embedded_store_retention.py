@@ -138,3 +138,20 @@ async def test_retention_then_append_with_a_previously_deleted_tag_list(tmp_path
         assert len(history) == 1
     finally:
         await store.close()
+
+
+async def test_size_retention_that_drops_a_tag_set_lets_the_same_tags_be_stored_again(tmp_path):
+    # The size step drops tag sets no batch uses any more; the writer must not keep their ids.
+    store = await open_store(tmp_path / "s.db", retention_s=1e9, max_bytes=1 * MB)
+    try:
+        for i in range(5):
+            await store.append(make_batch(10_000, 1000.0 + i, first_tag=0))
+        for i in range(5, 30):
+            await store.append(make_batch(10_000, 1000.0 + i, first_tag=1))
+        deleted = await store.enforce_retention(now=2000.0)
+        assert deleted.batches > 5  # every batch of the first tag list is gone, so is its tag set
+        again = await store.append(make_batch(10_000, 2000.0, first_tag=0))
+        stored = {p.id: p.batch for p in await store.pending(0, 10**9)}
+        assert stored[again].tag_index[0] == 0 and len(stored[again]) == 10_000
+    finally:
+        await store.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import numpy as np
@@ -180,3 +181,50 @@ async def test_state_keeps_text_and_bytes_across_reopen(store):
         assert await store.get_state("missing") is None
     finally:
         await store.close()
+
+
+async def test_an_append_rolled_back_leaves_no_dangling_tag_set(tmp_path: Path):
+    # A failed transaction (here a trigger; on a full disk, the COMMIT) rolls back the tag set
+    # it created: the next batch with the same tags must get a tag set that exists.
+    path = tmp_path / "store.db"
+    store = EmbeddedStore(path, retention_s=DAY, max_bytes=10**9)
+    await store.open()
+    try:
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TRIGGER refuse BEFORE INSERT ON batch WHEN NEW.device = 'boom' "
+                         "BEGIN SELECT RAISE(ABORT, 'refused'); END")
+        new_tags = make_batch([7, 8, 9], [1.0, 2.0, 3.0], 100.0)
+        refused = Batch.build("fast", "boom", 100.0, 100.0, np.array([1]), np.array([0.0]),
+                              np.array([GOOD]), np.array([Reason.NONE]))
+        with pytest.raises(sqlite3.IntegrityError):
+            await store.append_many([new_tags, refused])
+        stored_id = await store.append(make_batch([7, 8, 9], [4.0, 5.0, 6.0], 101.0))
+        [pending] = await store.pending(0, 10**6)
+        assert pending.id == stored_id
+        assert pending.batch.tag_index.tolist() == [7, 8, 9]
+        assert pending.batch.values.tolist() == [4.0, 5.0, 6.0]
+    finally:
+        await store.close()
+    reopened = EmbeddedStore(path, retention_s=DAY, max_bytes=10**9)
+    await reopened.open()  # rebuilding the latest values reads every batch's tag set
+    await reopened.close()
+
+
+async def test_a_store_with_a_batch_whose_tag_set_is_missing_still_opens(tmp_path: Path):
+    # A file damaged by an earlier version: the batch cannot be decoded, the rest is kept.
+    path = tmp_path / "store.db"
+    store = EmbeddedStore(path, retention_s=DAY, max_bytes=10**9, forwarding=True)
+    await store.open()
+    kept = await store.append(make_batch([1, 2], [1.0, 2.0], 100.0))
+    await store.append(make_batch([3], [3.0], 101.0))
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM tag_set WHERE n_tags = 1")
+    reopened = EmbeddedStore(path, retention_s=DAY, max_bytes=10**9, forwarding=True)
+    await reopened.open()
+    try:
+        assert [p.id for p in await reopened.pending(0, 10**6)] == [kept]
+        stats = await reopened.stats()
+        assert stats["dropped_unforwarded_values"] == 1 and stats["backlog_batches"] == 1
+    finally:
+        await reopened.close()
