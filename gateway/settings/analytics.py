@@ -6,7 +6,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
-from plant.schema import Strict
+from plant.schema import EquipmentType, Strict
+
+# The lead a maintenance planner needs per type: a pump or a valve is swapped within a day, a
+# compressor needs parts and a crew (two days), a furnace or an exchanger a planned shutdown.
+DEFAULT_PLANNING_LEAD_H: dict[EquipmentType, float] = {
+    EquipmentType.PUMP: 24.0, EquipmentType.VALVE: 24.0, EquipmentType.COMPRESSOR: 48.0,
+    EquipmentType.FURNACE: 72.0, EquipmentType.EXCHANGER: 72.0,
+}
 
 
 class AnalyticsSettings(Strict):
@@ -56,3 +63,21 @@ class MaintenanceSettings(Strict):
     train_delay_s: float = Field(default=60.0, ge=0)
     train_runs: int = Field(default=160, ge=4)
     train_dt_s: float = Field(default=600.0, gt=0)
+    # How far ahead a failure must be warned for maintenance to plan the repair (hours, per
+    # equipment type): the event-level target counts a failure as warned only this early.
+    planning_lead_h: dict[EquipmentType, float] = Field(default_factory=lambda: dict(DEFAULT_PLANNING_LEAD_H))
+    # Condition baseline: the normal operating envelope of each machine learned from the
+    # gateway's own good-quality running history, then a continuous deviation score.
+    baseline_enabled: bool = True
+    # Hours of good-quality running data the baseline learns from before it scores.
+    baseline_learning_h: float = Field(default=168.0, gt=0)
+    # How often the baseline's score (and, while learning, its progress) is recomputed.
+    baseline_interval_s: float = Field(default=300.0, ge=1)
+
+    @field_validator("planning_lead_h")
+    @classmethod
+    def _every_type_has_a_lead(cls, v: dict[EquipmentType, float]) -> dict[EquipmentType, float]:
+        for kind, hours in v.items():
+            if not hours > 0:
+                raise ValueError(f"{kind.value}: the planning lead must be more than 0 hours")
+        return {**DEFAULT_PLANNING_LEAD_H, **v}

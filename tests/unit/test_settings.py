@@ -103,3 +103,18 @@ def test_load_config_refuses_a_writable_tag_that_no_device_scans():
         load_config(Path("config/gateway.toml"), environ={"REFINERYIQ_SCAN_GROUPS": "[]"})
     assert caught.value.path.endswith("plant.toml")
     assert any("TIC-101.SP" in p or "writable" in p for p in caught.value.problems)
+
+
+def test_planning_lead_per_type_keeps_the_defaults_of_types_not_given():
+    config = load_config(ROOT / "config/gateway.toml",
+                         environ={"REFINERYIQ_MAINTENANCE__PLANNING_LEAD_H": '{"PUMP": 12}'})
+    lead = config.settings.maintenance.planning_lead_h
+    assert lead["PUMP"] == 12.0 and lead["COMPRESSOR"] == 48.0 and lead["FURNACE"] == 72.0
+
+
+@pytest.mark.parametrize("value, problem", [('{"PUMP": 0}', "PUMP"), ('{"TURBINE": 5}', "TURBINE")])
+def test_a_bad_planning_lead_names_the_field(value, problem):
+    with pytest.raises(ConfigError, match="maintenance.planning_lead_h") as info:
+        load_config(ROOT / "config/gateway.toml",
+                    environ={"REFINERYIQ_MAINTENANCE__PLANNING_LEAD_H": value})
+    assert problem in str(info.value)
