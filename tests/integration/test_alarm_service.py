@@ -522,3 +522,24 @@ async def test_out_of_service_needs_enabled_as_a_boolean(harness, api):
     resp = await api.post("/api/alarms/TI-101%2FPROCESS/out-of-service", json={"enabled": "yes"},
                           headers=api.tokens["ana"])
     assert resp.status == 400 and (await resp.json())["detail"].startswith("enabled")
+
+
+@pytest.mark.parametrize("query, field", [
+    ("/api/alarms?severity=high,urgent", "severity"),
+    ("/api/alarms?state=LOUD", "state"),
+    ("/api/alarms/journal?kind=PROCESS,BAD_QUALITY", "kind"),
+    ("/api/alarms/journal?since=yesterday", "since"),
+    ("/api/alarms/kpis?window_s=inf", "window_s"),
+    ("/api/alarms/kpis?window_s=0", "window_s"),
+])
+async def test_a_bad_alarm_query_parameter_is_400_naming_it(api, query, field):
+    resp = await api.get(query)
+    assert resp.status == 400
+    assert (await resp.json())["detail"].startswith(f"{field}:")
+
+
+async def test_alarm_routes_are_in_the_openapi_document_with_their_parameters(api):
+    doc = await (await api.get("/api/openapi.json")).json()
+    journal = doc["paths"]["/api/alarms/journal"]["get"]
+    assert {p["name"] for p in journal["parameters"]} >= {"limit", "offset", "since", "kind"}
+    assert "post" in doc["paths"]["/api/alarms/{key}/shelve"]

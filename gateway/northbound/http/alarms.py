@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
+from pydantic import Field, field_validator
 
 from analytics.alarm_lifecycle import AlarmError
 from analytics.alarm_types import Alarm, AlarmKind, AlarmState, AlarmTransition, Severity
-from gateway.northbound.http.auth import current_user, require_role
+from gateway.northbound.http.auth import current_user
 from gateway.northbound.http.deps import deps_of
 from gateway.northbound.http.errors import error
+from gateway.northbound.http.history import parse_time
+from gateway.northbound.http.openapi import InvalidInput, Operation, QueryModel, add, query_of
 from gateway.services.accounts.users import Role
 from gateway.services.alarms.journal import MAX_QUERY_ROWS, JournalFilter
 from gateway.services.alarms.service import AlarmService
@@ -44,6 +48,7 @@ MAX_KPI_WINDOW_S = 366 * 86400.0
 MAX_SHELVE_S = 7 * 86400.0
 MAX_COMMENT_CHARS = 500
 KEY_ROUTE = "/api/alarms/{key:.+}"
+TAG = "alarms"
 
 
 class BadParameter(ValueError):
@@ -80,88 +85,85 @@ def transition_json(t: AlarmTransition) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- parameters
 
-def _choices(request: web.Request, name: str, allowed: dict[str, Any]) -> set[Any] | None:
-    """A comma-separated list of allowed values (case-insensitive), or None when absent."""
-    raw = request.query.get(name)
+_SEVERITIES = {s.value: s for s in Severity}
+_STATES = {s.value: s for s in AlarmState if s is not AlarmState.NORMAL}
+_KINDS = {k.value: k for k in AlarmKind}
+
+
+def _choices(raw: str | None, allowed: dict[str, Any]) -> set[Any] | None:
+    """A comma-separated list of allowed words (case-insensitive) as their values; None when
+    absent. ValueError naming the first word that is not allowed."""
     if raw is None or raw == "":
         return None
     chosen = set()
     for word in raw.split(","):
         value = allowed.get(word.strip().upper())
         if value is None:
-            raise BadParameter(f"{name}: '{word.strip()}' is not one of "
-                               f"{', '.join(sorted(allowed))}")
+            raise ValueError(f"'{word.strip()}' is not one of {', '.join(sorted(allowed))}")
         chosen.add(value)
     return chosen
 
 
-def _ids(request: web.Request, name: str, known: set[str]) -> set[str] | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    chosen = {w.strip() for w in raw.split(",")}
-    unknown = sorted(chosen - known)
+def _ids(raw: str | None) -> set[str] | None:
+    return None if raw is None or raw == "" else {w.strip() for w in raw.split(",")}
+
+
+def _known(name: str, chosen: set[str] | None, known: set[str]) -> set[str] | None:
+    unknown = sorted((chosen or set()) - known)
     if unknown:
-        raise BadParameter(f"{name}: unknown {', '.join(repr(u) for u in unknown)}")
+        raise InvalidInput(400, f"{name}: unknown {', '.join(repr(u) for u in unknown)}")
     return chosen
 
 
-def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadParameter(f"{name}: '{raw}' is not an integer") from None
-    if not low <= value <= high:
-        raise BadParameter(f"{name}: {value} is outside {low}..{high}")
-    return value
+def _one_of(allowed: dict[str, Any], single: bool = False) -> Callable[[str | None], str | None]:
+    def check(raw: str | None) -> str | None:
+        chosen = _choices(raw, allowed)
+        if single and chosen is not None and len(chosen) > 1:
+            raise ValueError("give one value here")
+        return raw
+    return check
 
 
-def _float(request: web.Request, name: str, default: float, low: float, high: float) -> float:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadParameter(f"{name}: '{raw}' is not a number") from None
-    if not (math.isfinite(value) and low < value <= high):
-        raise BadParameter(f"{name}: {raw} is outside ({low:g}, {high:g}]")
-    return value
+def _csv(words: dict[str, Any], what: str) -> str:
+    return f"{what}: {', '.join(sorted(words))} (case-insensitive)"
 
 
-def parse_time(name: str, raw: str) -> float:
-    """Epoch seconds from epoch seconds or ISO 8601 (no offset: UTC)."""
-    try:
-        value = float(raw)
-    except ValueError:
-        try:
-            parsed = datetime.fromisoformat(raw)
-        except ValueError:
-            raise BadParameter(f"{name}: '{raw}' is neither ISO 8601 nor epoch seconds") from None
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed.timestamp()
-    if not math.isfinite(value):
-        raise BadParameter(f"{name}: '{raw}' is not a finite time")
-    return value
+class AlarmsQuery(QueryModel):
+    severity: str | None = Field(default=None, description=_csv(_SEVERITIES, "comma-separated"))
+    state: str | None = Field(default=None, description=_csv(_STATES, "comma-separated"))
+    unit_id: str | None = Field(default=None, max_length=2000, description="comma-separated unit ids")
+    tag_id: str | None = Field(default=None, max_length=20000,
+                               description="comma-separated tag or device ids")
+
+    _severity = field_validator("severity")(_one_of(_SEVERITIES))
+    _state = field_validator("state")(_one_of(_STATES))
 
 
-def _time(request: web.Request, name: str) -> float | None:
-    raw = request.query.get(name)
-    return None if raw is None or raw == "" else parse_time(name, raw)
+class JournalQuery(QueryModel):
+    limit: int = Field(default=DEFAULT_JOURNAL_LIMIT, ge=1, le=MAX_QUERY_ROWS)
+    offset: int = Field(default=0, ge=0, le=2**62)
+    tag_id: str | None = Field(default=None, max_length=200)
+    severity: str | None = Field(default=None, description=_csv(_SEVERITIES, "one of"))
+    kind: str | None = Field(default=None, description=_csv(_KINDS, "one of"))
+    since: str | None = Field(default=None, description="ISO 8601 or epoch s (no offset: UTC)")
+    until: str | None = Field(default=None, description="ISO 8601 or epoch s, exclusive")
+
+    _severity = field_validator("severity")(_one_of(_SEVERITIES, single=True))
+    _kind = field_validator("kind")(_one_of(_KINDS, single=True))
+
+    @field_validator("since", "until")
+    @classmethod
+    def _time(cls, v: str | None) -> str | None:
+        parse_time(v)
+        return v
 
 
-_SEVERITIES = {s.value: s for s in Severity}
-_STATES = {s.value: s for s in AlarmState if s is not AlarmState.NORMAL}
-_KINDS = {k.value: k for k in AlarmKind}
+class KpisQuery(QueryModel):
+    window_s: float = Field(default=DEFAULT_KPI_WINDOW_S, gt=0, le=MAX_KPI_WINDOW_S,
+                            allow_inf_nan=False, description="seconds back from now")
 
 
-def _single(chosen: set[Any] | None, name: str) -> Any:
-    if chosen is not None and len(chosen) > 1:
-        raise BadParameter(f"{name}: give one value here")
+def _single(chosen: set[Any] | None) -> Any:
     return None if chosen is None else next(iter(chosen))
 
 
@@ -178,14 +180,11 @@ async def get_alarms(request: web.Request) -> web.Response:
     """Active alarms (every point not NORMAL), filtered."""
     deps = deps_of(request)
     service = _service(request)
-    try:
-        severity = _choices(request, "severity", _SEVERITIES)
-        state = _choices(request, "state", _STATES)
-        units = _ids(request, "unit_id", {u.id for u in deps.catalog.plant.units})
-        sources = set(deps.catalog.index) | {d.id for d in deps.settings.devices}
-        tags = _ids(request, "tag_id", sources)
-    except BadParameter as exc:
-        return error(400, str(exc))
+    q: AlarmsQuery = query_of(request)
+    severity, state = _choices(q.severity, _SEVERITIES), _choices(q.state, _STATES)
+    units = _known("unit_id", _ids(q.unit_id), {u.id for u in deps.catalog.plant.units})
+    tags = _known("tag_id", _ids(q.tag_id),
+                  set(deps.catalog.index) | {d.id for d in deps.settings.devices})
     out = [alarm_json(a) for a in service.active()
            if (severity is None or a.severity in severity)
            and (state is None or a.state in state)
@@ -197,30 +196,20 @@ async def get_alarms(request: web.Request) -> web.Response:
 async def get_journal(request: web.Request) -> web.Response:
     """Journaled transitions, newest first, one page."""
     service = _service(request)
-    try:
-        limit = _int(request, "limit", DEFAULT_JOURNAL_LIMIT, 1, MAX_QUERY_ROWS)
-        offset = _int(request, "offset", 0, 0, 2**62)
-        where = JournalFilter(
-            tag_id=request.query.get("tag_id") or None,
-            severity=_single(_choices(request, "severity", _SEVERITIES), "severity"),
-            kind=_single(_choices(request, "kind", _KINDS), "kind"),
-            since=_time(request, "since"), until=_time(request, "until"))
-    except BadParameter as exc:
-        return error(400, str(exc))
-    page = await service.journal_page(where, limit, offset)
+    q: JournalQuery = query_of(request)
+    where = JournalFilter(
+        tag_id=q.tag_id or None, severity=_single(_choices(q.severity, _SEVERITIES)),
+        kind=_single(_choices(q.kind, _KINDS)), since=parse_time(q.since), until=parse_time(q.until))
+    page = await service.journal_page(where, q.limit, q.offset)
     total = await service.journal.count(where)
     return web.json_response({"transitions": [transition_json(t) for t in page],
-                              "limit": limit, "offset": offset, "total": total})
+                              "limit": q.limit, "offset": q.offset, "total": total})
 
 
 async def get_kpis(request: web.Request) -> web.Response:
     """ISA-18.2 alarm-rate KPIs (alarms per 10 min, floods, chattering, stale, top tags)."""
     service = _service(request)
-    try:
-        window_s = _float(request, "window_s", DEFAULT_KPI_WINDOW_S, 0.0, MAX_KPI_WINDOW_S)
-    except BadParameter as exc:
-        return error(400, str(exc))
-    kpis = await service.kpis(window_s)
+    kpis = await service.kpis(query_of(request).window_s)
     kpis["window_start_iso"] = iso(kpis["window_start"])
     kpis["window_end_iso"] = iso(kpis["window_end"])
     return web.json_response(kpis)
@@ -284,31 +273,38 @@ async def _act(request: web.Request, action: str) -> web.Response:
                               "alarm": None if alarm is None else alarm_json(alarm)})
 
 
-@require_role(Role.OPERATOR)
 async def post_acknowledge(request: web.Request) -> web.Response:
     return await _act(request, "acknowledge")
 
 
-@require_role(Role.OPERATOR)
 async def post_shelve(request: web.Request) -> web.Response:
     return await _act(request, "shelve")
 
 
-@require_role(Role.OPERATOR)
 async def post_unshelve(request: web.Request) -> web.Response:
     return await _act(request, "unshelve")
 
 
-@require_role(Role.OPERATOR)
 async def post_out_of_service(request: web.Request) -> web.Response:
     return await _act(request, "out-of-service")
 
 
+_ACTIONS = {404: "no alarm with this key", 400: "a bad body (the detail names the field)"}
+
+
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/alarms", get_alarms)
-    app.router.add_get("/api/alarms/journal", get_journal)
-    app.router.add_get("/api/alarms/kpis", get_kpis)
-    app.router.add_post(f"{KEY_ROUTE}/acknowledge", post_acknowledge)
-    app.router.add_post(f"{KEY_ROUTE}/shelve", post_shelve)
-    app.router.add_post(f"{KEY_ROUTE}/unshelve", post_unshelve)
-    app.router.add_post(f"{KEY_ROUTE}/out-of-service", post_out_of_service)
+    add(app, Operation("GET", "/api/alarms", get_alarms, "Active alarms, oldest first",
+                       query=AlarmsQuery, tag=TAG, errors={503: "the alarm service is not running"}))
+    add(app, Operation("GET", "/api/alarms/journal", get_journal,
+                       "Alarm transitions, newest first (one page)", query=JournalQuery, tag=TAG))
+    add(app, Operation("GET", "/api/alarms/kpis", get_kpis, "ISA-18.2 alarm-rate KPIs",
+                       query=KpisQuery, tag=TAG))
+    for action, handler, summary, body in (
+            ("acknowledge", post_acknowledge, "Acknowledge an alarm", '{"comment"?}'),
+            ("shelve", post_shelve, "Shelve an alarm for a while", '{"duration_s", "comment"?}'),
+            ("unshelve", post_unshelve, "Return a shelved alarm", '{"comment"?}'),
+            ("out-of-service", post_out_of_service, "Take an alarm out of service (or back)",
+             '{"enabled": bool, "comment"?}')):
+        add(app, Operation("POST", f"{KEY_ROUTE}/{action}", handler, summary, role=Role.OPERATOR,
+                           tag=TAG, errors=_ACTIONS, description=f"Body {body}; the answer is "
+                           "{transitions, alarm}."))
