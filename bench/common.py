@@ -42,3 +42,19 @@ def write_results(name: str, results: dict) -> Path:
     path.write_text(json.dumps(doc, indent=2))
     merge_latest(name, doc)
     return path
+
+
+# Libraries whose log lines are not benchmark figures: pymodbus appends its last frames
+# (">>>>> send: ...") to every error line, asyncua logs its security policy and session
+# negotiation. Failures still surface as exceptions and in the benchmarks' own counters.
+NOISY_LIBRARIES = ("pymodbus", "asyncua")
+
+
+def quiet_library_logs(names: tuple[str, ...] = NOISY_LIBRARIES) -> None:
+    """Silence the log output of ``names`` in this process, so a benchmark prints its figures
+    and not library debug traffic (call it in every process a benchmark starts)."""
+    import logging
+    for name in names:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.CRITICAL + 1)
+        logger.propagate = False
