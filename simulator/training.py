@@ -9,6 +9,11 @@ the hidden health, and the failure time. The physics are exactly the live simula
 machines (of the type), wear durations, noise and healthy periods, so a training set is just
 ``[run_to_failure(t, seed=s) for s in range(n)]``; keep some seeds apart for evaluation.
 
+``healthy_run("PUMP", seed=5, hours=730.0)`` is the same machine kept healthy for ``hours`` (no
+wear, no failure: ``failure_time_s`` and ``wear_onset_s`` are infinite): the healthy machine
+time on which a model's false alarms are counted. A run-to-failure life holds only a few days
+of healthy running; a real machine spends months so.
+
 Example::
 
     from simulator.training import run_to_failure
@@ -44,8 +49,8 @@ class RunToFailure:
     time_s: np.ndarray  # (steps,) simulated seconds since the run started
     values: np.ndarray  # (steps, len(tag_ids)) reported values
     health: np.ndarray  # (steps,) hidden health, 1 new .. 0 failed
-    failure_time_s: float  # when health reached 0 (the last row)
-    wear_onset_s: float  # when wear started (health below 1)
+    failure_time_s: float  # when health reached 0 (the last row); inf for a healthy run
+    wear_onset_s: float  # when wear started (health below 1); inf for a healthy run
 
 
 def run_to_failure(equipment_type: str, seed: int, dt: float = 60.0, *,
@@ -58,19 +63,9 @@ def run_to_failure(equipment_type: str, seed: int, dt: float = 60.0, *,
     ``wear_h`` overrides the wear duration drawn for the machine. Raises ValueError for a type
     without degradation physics or if no failure happens within ``max_hours``.
     """
-    kind = EquipmentType(equipment_type)
-    plant = plant or load_plant(DEFAULT_PLANT)
-    candidates = [e.id for e in plant.equipment if e.type == kind.value]
-    if not candidates:
-        raise ValueError(f"the plant has no {kind.value} equipment")
-    target = equipment_id or candidates[seed % len(candidates)]
-    if target not in candidates:
-        raise ValueError(f"{target} is not a {kind.value}")
-    model = PlantModel(Catalog.build(plant), seed=seed)
+    kind, plant, target, model = _isolated(equipment_type, seed, plant, equipment_id)
     deg = model.degradation
     k = model.equipment_index(target)
-    for i in range(len(model.equipment_ids)):
-        deg.disable(i)
     rng = np.random.default_rng([seed, 1])
     lead_in_s = 3600.0 * (healthy_h if healthy_h is not None else rng.uniform(12.0, 72.0))
     deg.start_wear(k, lead_in_s, wear_h)
@@ -92,6 +87,47 @@ def run_to_failure(equipment_type: str, seed: int, dt: float = 60.0, *,
                                 health=health[:n].copy(), failure_time_s=float(times[s]),
                                 wear_onset_s=lead_in_s)
     raise ValueError(f"{target} did not fail within {max_hours} h (seed {seed})")
+
+
+def healthy_run(equipment_type: str, seed: int, hours: float, dt: float = 60.0, *,
+                plant: Plant | None = None, equipment_id: str | None = None) -> RunToFailure:
+    """Simulate one machine of ``equipment_type`` kept healthy for ``hours``; see the module docstring.
+
+    Same physics, machine choice (from the seed) and columns as :func:`run_to_failure`; the
+    machine never wears, so ``failure_time_s`` and ``wear_onset_s`` are ``inf`` and ``health`` is 1.
+    """
+    if hours <= 0 or dt <= 0:
+        raise ValueError(f"hours and dt must be positive, got hours={hours}, dt={dt}")
+    kind, plant, target, model = _isolated(equipment_type, seed, plant, equipment_id)
+    columns = _columns(model.catalog, plant, target)
+    steps = max(int(hours * 3600.0 / dt), 1)
+    times = np.empty(steps)
+    rows = np.empty((steps, len(columns)))
+    for s in range(steps):
+        model.step(dt)
+        times[s] = model.time_s
+        rows[s] = model.values[columns]
+    return RunToFailure(equipment_id=target, equipment_type=kind.value, seed=seed, dt=dt,
+                        tag_ids=tuple(model.catalog.tags[i].id for i in columns), time_s=times,
+                        values=rows, health=np.ones(steps), failure_time_s=float("inf"),
+                        wear_onset_s=float("inf"))
+
+
+def _isolated(equipment_type: str, seed: int, plant: Plant | None, equipment_id: str | None
+              ) -> tuple[EquipmentType, Plant, str, PlantModel]:
+    """The plant model of a seed with every machine kept healthy, and the machine to watch."""
+    kind = EquipmentType(equipment_type)
+    plant = plant or load_plant(DEFAULT_PLANT)
+    candidates = [e.id for e in plant.equipment if e.type == kind.value]
+    if not candidates:
+        raise ValueError(f"the plant has no {kind.value} equipment")
+    target = equipment_id or candidates[seed % len(candidates)]
+    if target not in candidates:
+        raise ValueError(f"{target} is not a {kind.value}")
+    model = PlantModel(Catalog.build(plant), seed=seed)
+    for i in range(len(model.equipment_ids)):
+        model.degradation.disable(i)
+    return kind, plant, target, model
 
 
 def _columns(catalog: Catalog, plant: Plant, equipment_id: str) -> np.ndarray:
