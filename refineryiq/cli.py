@@ -20,10 +20,15 @@ from plant.errors import ConfigError
 PASS_THROUGH = {
     "simulate": ("simulator.run", "run the simulated refinery PLC (OPC-UA + Modbus TCP)"),
     "migrate": ("refineryiq.migrate", "create or upgrade the historian database schema"),
-    "train": ("refineryiq.train", "train the predictive-maintenance models"),
+    "train": ("refineryiq.train", "train the predictive-maintenance models "
+              "(--from-history: on the plant's own history and failure records)"),
+    "maintenance": ("refineryiq.maintenance", "import and list the plant's failure / work-order records"),
     "report": ("refineryiq.report", "generate the daily operations report"),
     "user": ("refineryiq.user", "manage HTTP API users (add, list, passwd, set-role, ...)"),
 }
+# `refineryiq train --from-history`: trained on the gateway's own history, labelled by the
+# imported failure records (refineryiq.train_history), instead of simulated runs.
+FROM_HISTORY = "--from-history"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -81,6 +86,8 @@ def main(argv: list[str] | None = None) -> int:
     # These subcommands have their own parsers in their modules; pass their flags through.
     if argv and argv[0] in PASS_THROUGH:
         module, _ = PASS_THROUGH[argv[0]]
+        if argv[0] == "train" and FROM_HISTORY in argv[1:]:
+            module = "refineryiq.train_history"
         return importlib.import_module(module).main(argv[1:])
     args = _parser().parse_args(argv)
     try:
