@@ -25,16 +25,10 @@ import time
 from aiohttp import web
 
 from gateway.ingest.pipeline import Pipeline
-from gateway.northbound.email.service import EmailService
 from gateway.northbound.http.app import create_app
 from gateway.northbound.http.deps import ApiDeps
 from gateway.northbound.http.health import gateway_status
 from gateway.northbound.http.stream_hub import StreamHub
-from gateway.northbound.mqtt.publisher import MqttPublisher
-from gateway.northbound.mqtt.service import MqttService
-from gateway.northbound.mqtt.values import MqttValues
-from gateway.northbound.opcua.service import OpcUaServerService
-from gateway.northbound.sparkplug import SparkplugNode, WritePathCommands, device_tags_from_plans
 from gateway.runtime.logs import get_logger
 from gateway.runtime.ports import Listener, PortInUse, ensure_free, is_address_in_use
 from gateway.runtime.sdnotify import Notifier
@@ -47,10 +41,8 @@ from gateway.services.alarms.service import AlarmService
 from gateway.services.analytics.results import FILE_NAME as ANALYTICS_FILE
 from gateway.services.analytics.service import AnalyticsService
 from gateway.services.base import Service
-from gateway.services.historian import HistorianService
 from gateway.services.inventory import FILE_NAME as INVENTORY_FILE
 from gateway.services.inventory import InventoryStore
-from gateway.services.maintenance import MaintenanceService
 from gateway.services.reports.service import ReportService
 from gateway.services.writes.journal import WRITES_FILE
 from gateway.services.writes.service import WriteService
@@ -247,7 +239,14 @@ class Gateway:
         services.append(deps.accounts)
 
         # MQTT: one broker connection for alarm transitions (durable outbox) and live values.
-        publisher = MqttPublisher.from_settings(s, values=s.mqtt.values)
+        # A service's modules are imported only when it is configured: a disabled service
+        # costs no resident memory (the MQTT, Sparkplug, e-mail, maintenance, OPC-UA server
+        # and historian modules pull in several MB of libraries each).
+        publisher = None
+        if s.mqtt.host is not None:
+            from gateway.northbound.mqtt.publisher import MqttPublisher
+            from gateway.northbound.mqtt.service import MqttService
+            publisher = MqttPublisher.from_settings(s, values=s.mqtt.values)
         if publisher is not None:
             mqtt = MqttService(publisher)
             report("mqtt", check=mqtt.problem, metrics=mqtt.metrics)
@@ -272,10 +271,16 @@ class Gateway:
             services.append(writes)
 
         if publisher is not None and s.mqtt.values.enabled:
+            from gateway.northbound.mqtt.values import MqttValues
             pipeline.add_sink("mqtt_values", MqttValues(publisher, catalog))
 
         # Sparkplug B: the gateway as an edge node on the broker of [mqtt] (off by default).
         if s.sparkplug.enabled and s.mqtt.host is not None:
+            from gateway.northbound.sparkplug import (
+                SparkplugNode,
+                WritePathCommands,
+                device_tags_from_plans,
+            )
             sparkplug = SparkplugNode(
                 s.sparkplug, s.mqtt, s.gateway_id, s.site, catalog, lambda: pipeline.live,
                 state_dir, pipeline.device_connections,
@@ -292,12 +297,14 @@ class Gateway:
             services.append(sparkplug)
 
         if s.email.enabled:
+            from gateway.northbound.email.service import EmailService
             email = EmailService(s.email, catalog, s.gateway_id, s.site, s.analytics.timezone)
             alarms.add_listener("email", email.on_transitions)
             report("email", health=email.health, check=email.problem, metrics=email.metrics)
             services.append(email)
 
         if s.maintenance.enabled:
+            from gateway.services.maintenance import MaintenanceService
             maintenance = deps.maintenance = MaintenanceService(
                 s.maintenance, catalog, store, state_dir, tasks,
                 config_path=getattr(self.config, "path", None))
@@ -313,6 +320,7 @@ class Gateway:
             services.append(analytics)
 
         if s.opcua_server.enabled:
+            from gateway.northbound.opcua.service import OpcUaServerService
             opcua = deps.opcua_server = OpcUaServerService(
                 s.opcua_server, catalog, pipeline.live, state_dir, tasks,
                 gateway_status=lambda: gateway_status(deps, time.time()),
@@ -323,6 +331,7 @@ class Gateway:
             services.append(opcua)
 
         if s.database.url is not None:
+            from gateway.services.historian import HistorianService
             # Not a sink: it forwards what the embedded store committed, from its own cursor.
             historian = deps.historian = HistorianService(
                 s.database, store, catalog, s.gateway_id, s.site, tasks,
