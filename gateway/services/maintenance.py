@@ -20,10 +20,24 @@ answers and exits, so the daemon never imports them. One executor per run, not a
 with ``max_tasks_per_child=1``: such a pool starts the next worker as soon as one exits, and
 that idle child would sit in memory between runs.
 
+Condition baseline (``baseline_enabled``; :mod:`analytics.pdm.baseline`): no model and no
+failure labels needed. Every ``baseline_interval_s`` the service reads, per pump, compressor,
+furnace, exchanger and valve, the good samples its signal tags collected since the last run
+(a new equipment looks back ``baseline_learning_h`` into the store's history, a day per run at
+most) and reduces them to 5-minute buckets of running data. While *learning* it keeps the
+buckets (progress = good running hours / ``baseline_learning_h``); when the window is full the
+envelope is fitted in a child process at low priority (the robust covariance needs
+scikit-learn, which stays out of the daemon); once *active* every new bucket is scored with
+numpy in a worker thread: a score (1.0 = the envelope's edge), the signals that contribute
+most and a deviation flag with hysteresis. Buckets, envelopes and flags are kept in
+``maintenance.sqlite``, so a restart goes on where it stopped instead of learning again.
+
 Results: ``predictions`` (equipment_id → :class:`~analytics.pdm.predict.Prediction`, read by
 ``GET /api/maintenance/predictions``), ``failure_probabilities()`` (read by the analytics
-service), persisted in ``maintenance.sqlite`` so they are served again after a restart; a
-``maintenance`` section in /health and inference metrics in /metrics.
+service), persisted in ``maintenance.sqlite`` so they are served again after a restart;
+``baseline_view`` (equipment_id → the baseline's state, read by
+``GET /api/maintenance/baseline`` and the status page); a ``maintenance`` section in /health
+and inference and baseline metrics in /metrics.
 """
 
 from __future__ import annotations
@@ -38,6 +52,7 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -45,6 +60,7 @@ from typing import Any, Protocol
 import numpy as np
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from analytics.pdm import baseline as bl
 from analytics.pdm.card import CARD_SUFFIX
 from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR
 from analytics.pdm.predict import (
@@ -57,7 +73,7 @@ from analytics.pdm.predict import (
     describe_models,
     predict_fleet,
 )
-from analytics.pdm.signals import model_signals
+from analytics.pdm.signals import SignalTag, equipment_signals, model_signals
 from drivers.quality import usable_mask
 from gateway.runtime.child_process import run_in_child
 from gateway.runtime.logs import get_logger
@@ -93,7 +109,19 @@ PREDICT_NICE = 10
 SCHEMA = [
     "CREATE TABLE IF NOT EXISTS prediction (equipment_id TEXT PRIMARY KEY, ts REAL NOT NULL, "
     "body TEXT NOT NULL) WITHOUT ROWID",
+    # The condition baseline of each equipment (state, envelope, flag) and, while it learns,
+    # its good running buckets.
+    "CREATE TABLE IF NOT EXISTS baseline (equipment_id TEXT PRIMARY KEY, body TEXT NOT NULL) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS baseline_bucket (equipment_id TEXT NOT NULL, ts REAL NOT NULL, "
+    "row TEXT NOT NULL, PRIMARY KEY (equipment_id, ts)) WITHOUT ROWID",
 ]
+BASELINE_TASK = "maintenance-baseline"
+# History read per store call (and per equipment and run at most, while catching up).
+BASELINE_CHUNK_S = 6 * 3600.0
+BASELINE_CATCH_UP_S = 24 * 3600.0
+# The first baseline run comes this long after start (the scans fill the store first).
+BASELINE_FIRST_DELAY_S = 5.0
+FIT_NICE = TRAIN_NICE
 
 
 # A child's line that says its level: it starts with the level in capitals ("WARNING: ...",
@@ -125,6 +153,71 @@ class TrainingState(StrEnum):
     FAILED = "failed"
 
 
+@dataclass
+class EquipmentBaseline:
+    """One equipment's condition baseline: what it learns from, where it stands."""
+
+    equipment_id: str
+    kind: EquipmentType
+    signals: tuple[SignalTag, ...]
+    rules: tuple[bl.RunningRule, ...]
+    cursor: float  # history before this time is taken into account (a bucket boundary)
+    learning: bl.Learning = field(default_factory=bl.Learning)
+    envelope: bl.Envelope | None = None
+    flag: bl.Flag = field(default_factory=bl.Flag)
+    running: bool | None = None  # in service in the newest bucket read (None: no data yet)
+    last: dict[str, Any] | None = None  # the newest scored bucket: ts, score, top signals
+    error: str | None = None  # why the envelope could not be fitted
+
+    @property
+    def signature(self) -> list[str]:
+        """What the baseline was learned on: a different one (catalog change) starts over."""
+        return [f"{s.signal.value}={s.tag_id}" for s in self.signals] + \
+               [f"run:{r.tag_id}>={r.minimum:g}" for r in self.rules]
+
+    @property
+    def state(self) -> bl.BaselineState:
+        return bl.BaselineState.ACTIVE if self.envelope is not None else bl.BaselineState.LEARNING
+
+    def body(self) -> dict[str, Any]:
+        """What is persisted (the learning buckets are kept in their own table)."""
+        return {"signature": self.signature, "cursor": self.cursor,
+                "envelope": None if self.envelope is None else self.envelope.as_dict(),
+                "flag": self.flag.as_dict(), "running": self.running, "last": self.last}
+
+    def view(self, learning_h: float) -> dict[str, Any]:
+        """The baseline as /health, the API and the status page show it."""
+        active = self.envelope is not None
+        last = self.last or {}
+        return {"equipment_id": self.equipment_id, "equipment_type": self.kind.value,
+                "state": self.state.value,
+                "progress_pct": 100.0 if active else round(100.0 * self.learning.progress(learning_h), 1),
+                "learned_h": round(self.envelope.rows * bl.BUCKET_S / 3600.0 if active
+                                   else self.learning.hours(), 2),
+                "learning_h": learning_h,
+                "method": self.envelope.method.value if active else None,
+                "signals": [s.signal.value for s in self.signals],
+                "running": self.running,
+                "score": last.get("score") if active else None,
+                "deviating": self.flag.deviating if active else False,
+                "episodes": self.flag.episodes,
+                "scored_ts": last.get("ts") if active else None,
+                "top_signals": list(last.get("top_signals", [])) if active else [],
+                "error": self.error}
+
+
+def fit_envelopes(jobs: list[tuple[np.ndarray, np.ndarray, tuple[SignalTag, ...]]]) -> list[bl.Envelope | str]:
+    """Fit each job's envelope (runs in the fitting child, which may import scikit-learn); an
+    error message instead of an envelope for a job that cannot be fitted."""
+    out: list[bl.Envelope | str] = []
+    for ts, rows, signals in jobs:
+        try:
+            out.append(bl.fit(ts, rows, signals))
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            out.append(f"{type(exc).__name__}: {exc}")
+    return out
+
+
 class MaintenanceService:
     """The ``maintenance`` service (see the module docstring)."""
 
@@ -150,6 +243,12 @@ class MaintenanceService:
         self._db: SqliteThread | None = None
         self._run_lock = asyncio.Lock()
         self._models_ready = asyncio.Event()
+        self.baselines: dict[str, EquipmentBaseline] = {}
+        self.baseline_view: dict[str, dict[str, Any]] = {}  # replaced by every baseline run
+        self.baseline_unavailable: dict[str, str] = {}
+        self.baseline_stats = RunStats()
+        self._fit = fit_envelopes  # what the fitting child runs (replaceable in tests)
+        self._baseline_lock = asyncio.Lock()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -159,6 +258,8 @@ class MaintenanceService:
         self._db = SqliteThread(self.results_path, schema=SCHEMA, name="maintenance")
         await self._db.open()
         await self.restore()
+        if self.settings.baseline_enabled:
+            await self.restore_baselines()
         await self.load()
         if not self.models:
             if self.settings.train_on_first_start:
@@ -169,6 +270,8 @@ class MaintenanceService:
                 log.warning("maintenance.no_models", models_dir=str(self.models_dir),
                             hint="run `refineryiq train` to create them")
         self.tasks.start(SERVICE_NAME, self.run_forever)
+        if self.settings.baseline_enabled:
+            self.tasks.start(BASELINE_TASK, self.baseline_forever)
 
     async def stop(self) -> None:
         """Close the results file (a run's child is ended by the run itself)."""
@@ -356,6 +459,200 @@ class MaintenanceService:
         keep = usable_mask(history.quality) & np.isfinite(history.values)
         return history.source_ts[keep], history.values[keep]
 
+    # -- condition baseline ----------------------------------------------------------------
+
+    async def baseline_forever(self) -> None:
+        """Update every equipment's baseline every ``baseline_interval_s``."""
+        await asyncio.sleep(min(BASELINE_FIRST_DELAY_S, self.settings.baseline_interval_s))
+        while True:
+            await run_counted(self.run_baseline_once, self.baseline_stats, log,
+                              "maintenance.baseline_failed")
+            await asyncio.sleep(self.settings.baseline_interval_s)
+
+    def baseline_specs(self) -> tuple[dict[str, tuple[EquipmentType, tuple[SignalTag, ...],
+                                                       tuple[bl.RunningRule, ...]]], dict[str, str]]:
+        """The signals and running rules of every equipment that can have a baseline, and why
+        the others cannot."""
+        plant, index = self.catalog.plant, self.catalog.index
+        specs, unavailable = {}, {}
+        for equipment in plant.equipment:
+            try:
+                kind = EquipmentType(equipment.type)
+            except ValueError:
+                continue
+            try:
+                signals = model_signals(plant, equipment.id, kind)
+                rules = bl.running_rules(kind, equipment_signals(plant, equipment.id))
+            except (KeyError, ValueError) as exc:
+                unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: {exc}"
+                continue
+            missing = [t for t in [s.tag_id for s in signals] + [r.tag_id for r in rules] if t not in index]
+            if missing:
+                unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: {', '.join(missing)} not in the catalog"
+                continue
+            specs[equipment.id] = (kind, signals, rules)
+        return specs, unavailable
+
+    async def run_baseline_once(self) -> dict[str, dict[str, Any]]:
+        """Take the history since the last run into each baseline (learn, or score), fit the
+        envelopes whose learning window is full, persist, and publish ``baseline_view``."""
+        async with self._baseline_lock:
+            started = time.monotonic()
+            now = self.clock()
+            end = float(np.floor(now / bl.BUCKET_S) * bl.BUCKET_S)  # complete buckets only
+            learning_h = self.settings.baseline_learning_h
+            specs, unavailable = self.baseline_specs()
+            new_buckets: dict[str, bl.Buckets] = {}
+            for equipment_id, (kind, signals, rules) in specs.items():
+                b = self.baselines.get(equipment_id)
+                fresh = EquipmentBaseline(equipment_id, kind, signals, rules,
+                                          cursor=end - learning_h * 3600.0)
+                if b is None or b.signature != fresh.signature:
+                    if b is not None:
+                        log.info("maintenance.baseline_restarted", equipment_id=equipment_id,
+                                 reason="its signals changed")
+                    await self._forget_buckets(equipment_id)
+                    b = self.baselines[equipment_id] = fresh
+                new_buckets[equipment_id] = await self._take_in(b, end)
+            for gone in set(self.baselines) - set(specs):
+                del self.baselines[gone]
+            full = [b for b in self.baselines.values()
+                    if b.envelope is None and b.learning.progress(learning_h) >= 1.0]
+            if full:
+                await self._fit_full(full)
+            await self._save_baselines(new_buckets)
+            self.baseline_unavailable = unavailable
+            self.baseline_view = {k: b.view(learning_h) for k, b in self.baselines.items()}
+            self.baseline_stats.succeeded(now, time.monotonic() - started)
+            return self.baseline_view
+
+    async def _take_in(self, b: EquipmentBaseline, end: float) -> bl.Buckets:
+        """Read the equipment's history from its cursor (at most a day with samples per run)
+        and learn from it or score it; returns the new learning buckets (to persist)."""
+        learned: list[bl.Buckets] = []
+        budget = BASELINE_CATCH_UP_S  # of history with samples (an empty stretch costs little)
+        tags = list(dict.fromkeys([s.tag_id for s in b.signals] + [r.tag_id for r in b.rules]))
+        while b.cursor < end and budget > 0:
+            chunk_end = min(end, b.cursor + BASELINE_CHUNK_S)
+            series = {tag: await self._usable(tag, b.cursor, chunk_end) for tag in tags}
+            if any(len(ts) for ts, _ in series.values()):
+                budget -= chunk_end - b.cursor
+            buckets = await asyncio.to_thread(bl.bucket_rows, series, b.signals, b.rules,
+                                              b.cursor, chunk_end)
+            if buckets.seen:
+                last_bucket = chunk_end - bl.BUCKET_S
+                b.running = bool(len(buckets.ts) and buckets.ts[-1] >= last_bucket)
+            if b.envelope is None:
+                b.learning.add(buckets)
+                learned.append(buckets)
+            elif len(buckets.ts):
+                await asyncio.to_thread(self._score, b, buckets)
+            b.cursor = chunk_end
+        if not learned:
+            return bl.Buckets(np.zeros(0), np.zeros((0, len(b.signals))))
+        return bl.Buckets(np.concatenate([x.ts for x in learned]),
+                          np.concatenate([x.rows for x in learned]))
+
+    @staticmethod
+    def _score(b: EquipmentBaseline, buckets: bl.Buckets) -> None:
+        """Score new buckets of an active baseline and advance its flag (worker thread)."""
+        assert b.envelope is not None
+        scores = bl.score(b.envelope, buckets.ts, buckets.rows)
+        was = b.flag.deviating
+        bl.step_flag(b.flag, scores.score)
+        b.last = {"ts": float(buckets.ts[-1] + bl.BUCKET_S), "score": round(float(scores.score[-1]), 3),
+                  "top_signals": bl.top_signals(b.envelope, scores)}
+        if b.flag.deviating != was:
+            (log.warning if b.flag.deviating else log.info)(
+                "maintenance.baseline_deviation" if b.flag.deviating else "maintenance.baseline_normal",
+                equipment_id=b.equipment_id, score=b.last["score"],
+                signals=[t["signal"] for t in b.last["top_signals"]])
+
+    async def _usable(self, tag_id: str, start: float, end: float) -> tuple[np.ndarray, np.ndarray]:
+        """A tag's good samples (doubtful and bad ones dropped) with source time in [start, end)."""
+        history = await self.store.history(self.catalog.index[tag_id], start, end)
+        keep = usable_mask(history.quality) & np.isfinite(history.values)
+        return history.source_ts[keep], history.values[keep]
+
+    async def _fit_full(self, full: list[EquipmentBaseline]) -> None:
+        """Fit the envelopes of the baselines whose learning window is full (one child)."""
+        jobs = [(*b.learning.arrays(len(b.signals)), b.signals) for b in full]
+        started = time.monotonic()
+        results = await run_in_child(self._fit, jobs, nice=FIT_NICE)
+        for b, result in zip(full, results, strict=True):
+            if isinstance(result, str):
+                b.error = result
+                log.error("maintenance.baseline_not_fitted", equipment_id=b.equipment_id, error=result)
+                continue
+            b.envelope, b.error, b.learning = result, None, bl.Learning()
+            await self._forget_buckets(b.equipment_id)
+            log.info("maintenance.baseline_active", equipment_id=b.equipment_id,
+                     method=result.method.value, buckets=result.rows)
+        log.info("maintenance.baseline_fitted", equipment=len(full),
+                 duration_s=round(time.monotonic() - started, 2))
+
+    async def _save_baselines(self, new_buckets: Mapping[str, bl.Buckets]) -> None:
+        assert self._db is not None
+        states = [(k, json.dumps(b.body())) for k, b in self.baselines.items()]
+        rows = [(k, float(t), json.dumps(r.tolist())) for k, buckets in new_buckets.items()
+                if self.baselines[k].envelope is None for t, r in zip(buckets.ts, buckets.rows, strict=True)]
+
+        def write(conn: sqlite3.Connection) -> None:
+            conn.executemany("INSERT INTO baseline (equipment_id, body) VALUES (?, ?) ON CONFLICT "
+                             "(equipment_id) DO UPDATE SET body = excluded.body", states)
+            conn.executemany("INSERT OR REPLACE INTO baseline_bucket (equipment_id, ts, row) "
+                             "VALUES (?, ?, ?)", rows)
+
+        await self._db.transaction(write)
+
+    async def _forget_buckets(self, equipment_id: str) -> None:
+        assert self._db is not None
+        await self._db.transaction(lambda conn: conn.execute(
+            "DELETE FROM baseline_bucket WHERE equipment_id = ?", (equipment_id,)))
+
+    async def restore_baselines(self) -> None:
+        """The baselines as the last run before a restart left them (learning buckets,
+        envelopes, flags); one that no longer matches the catalog starts over at its next run."""
+        assert self._db is not None
+        specs, _ = self.baseline_specs()
+
+        def read(conn: sqlite3.Connection) -> tuple[list, list]:
+            return (conn.execute("SELECT equipment_id, body FROM baseline").fetchall(),
+                    conn.execute("SELECT equipment_id, ts, row FROM baseline_bucket "
+                                 "ORDER BY equipment_id, ts").fetchall())
+
+        states, buckets = await self._db.call(read)
+        by_equipment: dict[str, list[tuple[float, list[float]]]] = {}
+        for equipment_id, ts, row in buckets:
+            by_equipment.setdefault(equipment_id, []).append((ts, row))
+        for equipment_id, body in states:
+            if equipment_id not in specs:
+                continue
+            kind, signals, rules = specs[equipment_id]
+            b = EquipmentBaseline(equipment_id, kind, signals, rules, cursor=0.0)
+            try:
+                saved = json.loads(body)
+                if saved["signature"] != b.signature:
+                    continue
+                b.cursor = float(saved["cursor"])
+                b.envelope = None if saved["envelope"] is None else bl.Envelope.from_dict(saved["envelope"])
+                b.flag = bl.Flag.from_dict(saved.get("flag") or {})
+                b.running, b.last = saved.get("running"), saved.get("last")
+                for ts, row in by_equipment.get(equipment_id, []):
+                    values = json.loads(row)
+                    if len(values) == len(signals):
+                        b.learning.ts.append(float(ts))
+                        b.learning.rows.append([float(v) for v in values])
+            except (KeyError, ValueError, TypeError) as exc:
+                log.warning("maintenance.unreadable_baseline", equipment_id=equipment_id, error=str(exc))
+                continue
+            self.baselines[equipment_id] = b
+        self.baseline_view = {k: b.view(self.settings.baseline_learning_h) for k, b in self.baselines.items()}
+        if self.baselines:
+            log.info("maintenance.baselines_restored", active=sorted(
+                k for k, b in self.baselines.items() if b.envelope is not None),
+                learning=sorted(k for k, b in self.baselines.items() if b.envelope is None))
+
     # -- persistence -----------------------------------------------------------------------
 
     async def _save(self, predictions: Mapping[str, Prediction], now: float) -> None:
@@ -394,7 +691,22 @@ class MaintenanceService:
                 "last_run_ts": s.last_run_ts, "last_inference_s": s.last_duration_s,
                 "last_error": s.last_error, "predictions": len(self.predictions),
                 "alarms": sorted(k for k, p in self.predictions.items() if p.prediction != PredictionLevel.NORMAL),
-                "no_prediction": dict(self.unavailable)}
+                "no_prediction": dict(self.unavailable),
+                "baseline": self.baseline_report()}
+
+    def baseline_report(self) -> dict:
+        """The condition baseline's part of the ``maintenance`` section of /health."""
+        s = self.baseline_stats
+        view = self.baseline_view
+        return {"enabled": self.settings.baseline_enabled,
+                "learning_h": self.settings.baseline_learning_h, "runs": s.runs, "failures": s.failures,
+                "last_run_ts": s.last_run_ts, "last_run_s": s.last_duration_s, "last_error": s.last_error,
+                "deviating": sorted(k for k, v in view.items() if v["deviating"]),
+                "equipment": {k: {"state": v["state"], "progress_pct": v["progress_pct"],
+                                  "score": v["score"], "deviating": v["deviating"],
+                                  "top_signals": [t["signal"] for t in v["top_signals"]]}
+                              for k, v in view.items()},
+                "unavailable": dict(self.baseline_unavailable)}
 
     def metrics(self) -> Iterator[Metric]:
         """Prometheus families: runs, failures, last inference time, failure probabilities."""
@@ -413,3 +725,17 @@ class MaintenanceService:
         for equipment_id, p in self.predictions.items():
             probability.add_metric([equipment_id], p.failure_probability)
         yield from (runs, failures, inference, probability)
+        progress = GaugeMetricFamily("refineryiq_maintenance_baseline_progress_ratio",
+                                     "Condition baseline: good running hours learned / learning window",
+                                     labels=["equipment"])
+        score = GaugeMetricFamily("refineryiq_maintenance_baseline_score",
+                                  "Condition baseline deviation score (1 = edge of the normal envelope)",
+                                  labels=["equipment"])
+        deviating = GaugeMetricFamily("refineryiq_maintenance_baseline_deviating",
+                                      "1 while the condition baseline flags the equipment", labels=["equipment"])
+        for equipment_id, v in self.baseline_view.items():
+            progress.add_metric([equipment_id], v["progress_pct"] / 100.0)
+            if v["score"] is not None:
+                score.add_metric([equipment_id], v["score"])
+            deviating.add_metric([equipment_id], float(v["deviating"]))
+        yield from (progress, score, deviating)

@@ -6,13 +6,23 @@ prediction is NORMAL, ``shap_explanation.top_drivers`` with the seed's direction
 (``aumento`` / ``disminución``). Equipment without a trained model for its type has no row;
 without the PdM service the list is empty (no prediction is invented). ``recommendation`` and
 ``narrative`` are in the request's language (:mod:`.language`); ``prediction`` keeps its enum
-word (NORMAL / WARNING / FAILURE_IMMINENT) in every language.
+word (NORMAL / WARNING / FAILURE_IMMINENT) in every language. Each row also carries the
+equipment's ``condition_baseline`` (below; null when it has none), an addition to the seed's
+fields.
+
+``GET /api/maintenance/baseline``  the condition baseline of every pump, compressor, furnace,
+exchanger and valve, in catalog order (not in the seed; it needs no trained model): ``state``
+``learning`` (with ``progress_pct`` = good running hours learned / ``learning_h``) or
+``active`` (with ``score``, 1.0 at the edge of the learned normal envelope, ``deviating``, and
+``top_signals``: which signal moved, its share of the deviation and its direction). Equipment
+the baseline cannot watch (a signal without a tag) is listed with ``state`` ``unavailable``
+and the reason. Empty without the PdM service or with ``maintenance.baseline_enabled`` off.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from aiohttp import web
@@ -41,6 +51,32 @@ class ShapExplanation(BaseModel):
     top_drivers: list[Driver]
 
 
+class BaselineSignal(BaseModel):
+    signal: str
+    tag_id: str
+    contribution_pct: Percent
+    direction: Literal["above", "below"]
+
+
+class ConditionBaseline(BaseModel):
+    equipment_id: str
+    equipment_name: str = ""
+    equipment_type: str
+    state: Literal["learning", "active", "unavailable"]
+    progress_pct: Percent = Field(description="good running hours learned / learning_h (100 once active)")
+    learned_h: Hours
+    learning_h: Hours
+    method: str | None = None
+    signals: list[str] = []
+    running: bool | None = Field(default=None, description="in service in the newest 5-minute bucket")
+    score: float | None = Field(default=None, description="deviation; 1.0 = edge of the normal envelope")
+    deviating: bool = False
+    episodes: int = 0
+    scored_at: datetime | None = None
+    top_signals: list[BaselineSignal] = []
+    reason: str | None = None
+
+
 class MaintenancePrediction(BaseModel):
     equipment_id: str
     equipment_name: str
@@ -57,6 +93,7 @@ class MaintenancePrediction(BaseModel):
     model_source: str
     timestamp: datetime
     shap_explanation: ShapExplanation
+    condition_baseline: ConditionBaseline | None = None
 
 
 def prediction_dicts(maintenance: Any) -> dict[str, dict]:
@@ -81,12 +118,46 @@ def prediction_dicts(maintenance: Any) -> dict[str, dict]:
     return out
 
 
+def baseline_source(deps: Any) -> tuple[Any, ...]:
+    """The PdM service's baseline view (replaced by every baseline run)."""
+    return (getattr(deps.maintenance, "baseline_view", None),)
+
+
+def baseline_rows(maintenance: Any, catalog: Any) -> dict[str, ConditionBaseline]:
+    """Each watched equipment's baseline by equipment_id (catalog order)."""
+    view = getattr(maintenance, "baseline_view", None) or {}
+    unavailable = getattr(maintenance, "baseline_unavailable", None) or {}
+    learning_h = getattr(getattr(maintenance, "settings", None), "baseline_learning_h", 0.0)
+    out = {}
+    for eq in catalog.plant.equipment:
+        if eq.id in view:
+            v = view[eq.id]
+            scored = v.get("scored_ts")
+            out[eq.id] = ConditionBaseline.model_validate({
+                **v, "equipment_name": eq.name,
+                "scored_at": None if scored is None else datetime.fromtimestamp(scored, UTC),
+                "reason": v.get("error")})
+        elif eq.id in unavailable:
+            out[eq.id] = ConditionBaseline(equipment_id=eq.id, equipment_name=eq.name, equipment_type=eq.type,
+                                           state="unavailable", progress_pct=0.0, learned_h=0.0,
+                                           learning_h=learning_h, reason=unavailable[eq.id])
+    return out
+
+
+@cached(sources.catalog, baseline_source)
+async def get_baseline(request: web.Request) -> web.Response:
+    """GET /api/maintenance/baseline."""
+    deps = deps_of(request)
+    return respond(list(baseline_rows(deps.maintenance, deps.catalog).values()))
+
+
 @localized
-@cached(sources.catalog, sources.predictions, language_source)
+@cached(sources.catalog, sources.predictions, baseline_source, language_source)
 async def get_predictions(request: web.Request) -> web.Response:
     """GET /api/maintenance/predictions."""
     deps = deps_of(request)
     found = prediction_dicts(deps.maintenance)
+    baselines = baseline_rows(deps.maintenance, deps.catalog)
     out = []
     for eq in deps.catalog.plant.equipment:
         p = found.get(eq.id)
@@ -97,7 +168,8 @@ async def get_predictions(request: web.Request) -> web.Response:
             "rul_hours": finite(p.get("rul_hours")),
             "recommendation": MAINTENANCE_RECOMMENDATION.say(p.get("recommendation")),
             "narrative": MAINTENANCE_NARRATIVE.say(p.get("narrative")),
-            "shap_explanation": p.get("shap_explanation") or {"top_drivers": []}}))
+            "shap_explanation": p.get("shap_explanation") or {"top_drivers": []},
+            "condition_baseline": baselines.get(eq.id)}))
     return respond(out)
 
 
@@ -105,3 +177,8 @@ def setup(app: web.Application) -> None:
     add(app, Operation("GET", "/api/maintenance/predictions", get_predictions,
                        "Failure predictions per equipment", list[MaintenancePrediction], tag=TAG,
                        description=f"{ROUNDED} recommendation and narrative are sentences: {LANGUAGE_NOTE}"))
+    add(app, Operation("GET", "/api/maintenance/baseline", get_baseline,
+                       "Condition baseline per equipment: learning progress, or deviation score and "
+                       "the signals that moved", list[ConditionBaseline], tag=TAG,
+                       description=f"{ROUNDED} Learned from the gateway's own running history; no "
+                                   "trained model needed."))
