@@ -42,6 +42,7 @@ class Check:
     verdict: Verdict
     detail: str = ""
     pending_bytes: int = 0  # INCOMPLETE: bytes of a frame begun but not yet whole
+    frame: bytes = b""  # ANSWER: the answer's whole frame (MBAP header included)
 
 
 def expectation_for(request_frame: bytes) -> Expectation | None:
@@ -94,7 +95,8 @@ def check_response(buffer: bytes, expected: Expectation, stale: Container[int] =
                 continue
             return Check(Verdict.FOREIGN, f"transaction id {transaction_id}, "
                                           f"expected {expected.transaction_id}")
-        return _check_answer(frame, length, expected)
+        check = _check_answer(frame, length, expected)
+        return Check(Verdict.ANSWER, frame=bytes(frame)) if check.verdict is Verdict.ANSWER else check
     return Check(Verdict.INCOMPLETE, pending_bytes=len(rest))
 
 

@@ -5,20 +5,26 @@ on its own, and waits out its full timeout on answers it cannot parse. A link tu
 into one bounded call: pymodbus's retries and reconnects are off, our timeout is the only one,
 and the raw bytes are checked as they arrive (:mod:`drivers.modbus.frames`) so a malformed or
 foreign answer fails the request at once instead of becoming a timeout.
+
+Reads are the hot path (a 10,000-tag scan is 80 of them): the link builds the read frame itself,
+sends it on pymodbus's connection and takes the answer's bytes from the receive hook, so a read
+costs no PDU objects, framer pass or list of ints (the registers come back as one big-endian
+numpy view of the answer). pymodbus keeps the connection, its transaction ids and the writes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException
-from pymodbus.pdu import ModbusPDU
 
-from drivers.modbus.frames import Verdict, answer_prefix, check_response, expectation_for
+from drivers.modbus.frames import Expectation, Verdict, answer_prefix, check_response, expectation_for
 from drivers.modbus.planner import Request
 from drivers.quality import Reason
 from plant.schema import ModbusTable
@@ -27,6 +33,13 @@ from plant.schema import ModbusTable
 _STALE_MEMORY = 32
 # pymodbus's own response timeout is set well past ours, so it never fires first.
 _PYMODBUS_TIMEOUT_FACTOR = 4.0
+# A read request: MBAP header (transaction id, protocol 0, length 6, unit id), function code,
+# start address, count.
+_READ_FRAME = struct.Struct(">HHHBBHH")
+_READ_FUNCTION = {ModbusTable.COIL: 1, ModbusTable.DISCRETE: 2, ModbusTable.HOLDING: 3,
+                  ModbusTable.INPUT: 4}
+_EXCEPTION_BIT = 0x80
+_REGISTERS = np.dtype(">u2")
 
 
 # Exception codes (Modbus Application Protocol v1.1b3, section 7) by the names the write
@@ -86,6 +99,9 @@ class ModbusLink:
         self._inflight: asyncio.Task | None = None
         self._stale: deque[int] = deque(maxlen=_STALE_MEMORY)
         self._frames_sent = 0
+        self._answer: asyncio.Future[bytes] | None = None  # the read waiting for its answer
+        self._expected: Expectation | None = None
+        self._in_pymodbus = False  # a write is in pymodbus's hands: its hook logic applies
         self._one_at_a_time = asyncio.Lock()  # scan groups of one device may read concurrently
         self._client = AsyncModbusTcpClient(
             host, port=port, name=name, timeout=timeout_s * _PYMODBUS_TIMEOUT_FACTOR,
@@ -93,12 +109,6 @@ class ModbusLink:
             trace_connect=self._trace_connect)
         # A request that timed out must not count towards pymodbus closing the connection.
         self._client.set_max_no_responses(1 << 30)
-        self._readers = {
-            ModbusTable.HOLDING: self._client.read_holding_registers,
-            ModbusTable.INPUT: self._client.read_input_registers,
-            ModbusTable.COIL: self._client.read_coils,
-            ModbusTable.DISCRETE: self._client.read_discrete_inputs,
-        }
 
     @property
     def connected(self) -> bool:
@@ -124,9 +134,10 @@ class ModbusLink:
         """True while a request is in flight or waiting for this connection."""
         return self._one_at_a_time.locked()
 
-    async def read(self, request: Request, timeout_s: float | None = None) -> list[int] | list[bool] | Failure:
+    async def read(self, request: Request, timeout_s: float | None = None) -> np.ndarray | Failure:
         """Issue one read request and wait at most ``timeout_s`` (default: the link's, capped as
-        for writes) for its answer."""
+        for writes) for its answer: the registers (uint16, a big-endian view of the answer) or
+        the bits (bool, a whole number of bytes' worth, the first ``request.count`` asked)."""
         timeout_s = self.timeout_s if timeout_s is None else min(timeout_s, self._longest_wait_s)
         async with self._one_at_a_time:
             return await self._read(request, timeout_s)
@@ -156,6 +167,7 @@ class ModbusLink:
         self._partial = False
         frames_before = self._frames_sent
         task = self._inflight = asyncio.current_task()
+        self._in_pymodbus = True
         try:
             async with asyncio.timeout(timeout_s):
                 if table == ModbusTable.COIL:
@@ -184,39 +196,64 @@ class ModbusLink:
             return self._drop(Failure(Reason.MALFORMED_RESPONSE, f"{self.name}: {type(exc).__name__}: {exc}"))
         finally:
             self._inflight = None
+            self._in_pymodbus = False
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             return Failure(Reason.MODBUS_EXCEPTION, f"{self.name}: exception code {code} "
                            f"({exception_name(code)}) writing {what}", exception_code=code)
         return None
 
-    async def _read(self, request: Request, timeout_s: float) -> list[int] | list[bool] | Failure:
-        if not self._client.connected:
+    async def _read(self, request: Request, timeout_s: float) -> np.ndarray | Failure:
+        ctx = self._client.ctx
+        if not self._client.connected or ctx.transport is None:
             return Failure(Reason.DISCONNECTED, f"{self.name}: not connected", sent=False)
         self._abort = None
         self._partial = False
         # The frame hooks abort a request by cancelling the task awaiting it (no extra task per
         # request: each would cost event-loop turns on the hot path).
         task = self._inflight = asyncio.current_task()
+        answer = self._answer = asyncio.get_running_loop().create_future()
         try:
+            frame = _READ_FRAME.pack(ctx.getNextTID(), 0, 6, self.unit_id,
+                                     _READ_FUNCTION[request.table], request.start, request.count)
+            self._sent = frame
+            self._frames_sent += 1
+            self._answer_prefix, self._answer_size = answer_prefix(frame)
+            self._expected = None
+            ctx.send(frame)
             async with asyncio.timeout(timeout_s):
-                response = await self._readers[request.table](
-                    request.start, count=request.count, device_id=self.unit_id)
+                received = await answer
         except TimeoutError:
             return self._timed_out(timeout_s)
         except asyncio.CancelledError:
             if self._abort is None or task is None or task.uncancel() > 0:
                 raise  # cancelled from outside: shutdown
             return self._aborted()
-        except ConnectionException as exc:
-            return Failure(Reason.DISCONNECTED, f"{self.name}: {exc}")
-        except ModbusException as exc:
-            return self._drop(Failure(Reason.PROTOCOL_ERROR, f"{self.name}: {type(exc).__name__}: {exc}"))
         except Exception as exc:  # noqa: BLE001 - a library bug must not escape as a crash
             return self._drop(Failure(Reason.MALFORMED_RESPONSE, f"{self.name}: {type(exc).__name__}: {exc}"))
         finally:
             self._inflight = None
-        return self._judge(response, request)
+            self._answer = None
+        return self._values(received, request)
+
+    def _values(self, frame: bytes, request: Request) -> np.ndarray | Failure:
+        """The registers or bits of a whole answer frame (checked by the receive hook)."""
+        if frame[7] & _EXCEPTION_BIT:
+            code = frame[8]
+            return Failure(Reason.MODBUS_EXCEPTION,
+                           f"{self.name}: exception code {code} reading {request.table.value} "
+                           f"{request.start}+{request.count}", exception_code=code)
+        payload = np.frombuffer(frame, dtype=np.uint8, offset=9)
+        if request.is_bits:
+            data = np.unpackbits(payload, bitorder="little").astype(bool)
+            if len(data) < request.count:
+                return self._drop(Failure(Reason.MALFORMED_RESPONSE,
+                                          f"{self.name}: {len(data)} bits for {request.count} requested"))
+            return data
+        if len(payload) != 2 * request.count:
+            return self._drop(Failure(Reason.MALFORMED_RESPONSE,
+                                      f"{self.name}: {len(payload) // 2} values for {request.count} requested"))
+        return payload.view(_REGISTERS)
 
     def _timed_out(self, timeout_s: float | None = None) -> Failure:
         waited = self.timeout_s if timeout_s is None else timeout_s
@@ -233,18 +270,6 @@ class ModbusLink:
             return self._drop(self._abort)
         return self._abort
 
-    def _judge(self, response: ModbusPDU, request: Request) -> list[int] | list[bool] | Failure:
-        if response.isError():
-            code = int(getattr(response, "exception_code", 0))
-            return Failure(Reason.MODBUS_EXCEPTION,
-                           f"{self.name}: exception code {code} reading {request.table.value} "
-                           f"{request.start}+{request.count}", exception_code=code)
-        data = response.bits if request.is_bits else response.registers
-        if len(data) < request.count or (not request.is_bits and len(data) != request.count):
-            return self._drop(Failure(Reason.MALFORMED_RESPONSE,
-                                      f"{self.name}: {len(data)} values for {request.count} requested"))
-        return data
-
     def _drop(self, failure: Failure) -> Failure:
         if self._client.connected:
             self._client.close()
@@ -259,6 +284,8 @@ class ModbusLink:
             self._frames_sent += 1
             self._answer_prefix, self._answer_size = answer_prefix(data)
             return data
+        if not self._in_pymodbus:
+            return self._take_answer(data)
         if len(data) == self._answer_size and data.startswith(self._answer_prefix):
             return data  # the usual case: exactly the answer we expect
         expected = expectation_for(self._sent)
@@ -274,6 +301,36 @@ class ModbusLink:
             self._fail(Failure(Reason.PROTOCOL_ERROR, f"{self.name}: {check.detail}"))
             return b""
         return data
+
+    def _take_answer(self, data: bytes) -> bytes:
+        """The receive hook for the link's own reads: ``data`` is everything received since
+        the request was sent. A whole answer goes to the waiting read; pymodbus's framer is
+        given nothing (``b""``), and its buffer is emptied once the answer is taken (a late
+        answer to a read given up on is dropped the same way)."""
+        answer = self._answer
+        if answer is None or answer.done():
+            self._client.ctx.recv_buffer = b""
+            return b""
+        if len(data) == self._answer_size and data.startswith(self._answer_prefix):
+            answer.set_result(data)  # the usual case: exactly the answer we expect
+            self._client.ctx.recv_buffer = b""
+            return b""
+        if self._abort is not None:
+            return b""
+        if self._expected is None:
+            self._expected = expectation_for(self._sent)
+        assert self._expected is not None
+        check = check_response(data, self._expected, self._stale)
+        if check.verdict is Verdict.ANSWER:
+            answer.set_result(check.frame)  # an exception, or the answer after late ones
+            self._client.ctx.recv_buffer = b""
+        elif check.verdict is Verdict.INCOMPLETE:
+            self._partial = check.pending_bytes > 0  # pymodbus keeps the bytes until more come
+        elif check.verdict is Verdict.MALFORMED:
+            self._fail(Failure(Reason.MALFORMED_RESPONSE, f"{self.name}: {check.detail}"))
+        else:
+            self._fail(Failure(Reason.PROTOCOL_ERROR, f"{self.name}: {check.detail}"))
+        return b""
 
     def _trace_connect(self, connected: bool) -> None:
         if connected:

@@ -187,3 +187,9 @@ def test_a_wrong_unit_id_is_foreign():
 def test_a_late_answer_to_an_abandoned_request_is_skipped():
     late = mbap(6, bytes([3, 2, 0, 9]))
     assert check_response(late + GOOD_ANSWER, READ_3_HOLDING, stale={6}).verdict is Verdict.ANSWER
+
+
+def test_an_answer_after_a_late_one_carries_its_own_frame():
+    late = mbap(6, bytes([3, 2, 0, 9]))
+    check = check_response(late + GOOD_ANSWER + b"\x00", READ_3_HOLDING, stale={6})
+    assert check.frame == GOOD_ANSWER
