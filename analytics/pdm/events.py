@@ -26,6 +26,7 @@ the alarm has been quiet for ``off_h`` hours, so one noisy row neither raises no
 
 Public API: :class:`Timeline`, :func:`standing_warning`, :func:`failure_lead_h`,
 :func:`episodes`, :func:`false_episodes`, :func:`healthy_hours`, :func:`event_metrics`,
+:func:`summarize`, :func:`lead_of` and :func:`false_episode_count` (the same on plain arrays),
 :func:`meets_event_target`, :data:`TARGET_WARNED_SHARE`, :data:`TARGET_FALSE_PER_MONTH`.
 Everything is pure (numpy in, numbers out).
 """
@@ -87,14 +88,15 @@ def _runs(flags: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def standing_warning(alarm: np.ndarray, time_s: np.ndarray, on_h: float = 0.0,
-                     off_h: float = 0.0) -> np.ndarray:
+                     off_h: float = 0.0, step_s: float | None = None) -> np.ndarray:
     """The warning people see from a per-row alarm, with an on-delay and an off-delay.
 
     The warning goes on at the row where the alarm has been on continuously for ``on_h`` hours
     and goes off at the row where it has been off continuously for ``off_h`` hours; a row
     stands for the median step, so at 10-minute rows ``on_h = 1`` is six alarmed rows in a row
     (the sixth raises the warning). 0 means at once; both 0 give the alarm itself. ``alarm``
-    and ``time_s`` are one machine's rows in time order.
+    and ``time_s`` are one machine's rows in time order; ``step_s`` is their step if known
+    (default: the median step).
     """
     alarm = np.asarray(alarm, dtype=bool)
     t = np.asarray(time_s, dtype=np.float64)
@@ -102,7 +104,7 @@ def standing_warning(alarm: np.ndarray, time_s: np.ndarray, on_h: float = 0.0,
         raise ValueError(f"alarm and time_s must have the same shape, got {alarm.shape} and {t.shape}")
     if on_h <= 0.0 and off_h <= 0.0:
         return alarm.copy()
-    step = float(np.median(np.diff(t))) if len(t) > 1 else 0.0
+    step = step_s if step_s is not None else (float(np.median(np.diff(t))) if len(t) > 1 else 0.0)
     # A small tolerance so that k rows of a step meet k * step exactly.
     on_s, off_s = on_h * SECONDS_PER_HOUR - 1e-6, off_h * SECONDS_PER_HOUR - 1e-6
     out = np.zeros(len(alarm), dtype=bool)
@@ -143,11 +145,16 @@ def failure_lead_h(timeline: Timeline) -> float | None:
     if timeline.failure_time_s is None:
         return None
     t, w = _before_failure(timeline)
+    return lead_of(t, w, timeline.failure_time_s)
+
+
+def lead_of(t: np.ndarray, w: np.ndarray, failure_time_s: float) -> float:
+    """:func:`failure_lead_h` on arrays: ``t`` and ``w`` are the rows before the failure."""
     if not len(w) or not w[-1]:
         return 0.0
     quiet = np.flatnonzero(~w)
     first = int(quiet[-1]) + 1 if len(quiet) else 0
-    return float((timeline.failure_time_s - t[first]) / SECONDS_PER_HOUR)
+    return float((failure_time_s - t[first]) / SECONDS_PER_HOUR)
 
 
 def episodes(timeline: Timeline) -> list[tuple[float, float]]:
@@ -162,11 +169,18 @@ def episodes(timeline: Timeline) -> list[tuple[float, float]]:
 
 def false_episodes(timeline: Timeline, horizon_h: float) -> int:
     """Warning episodes after whose last row the machine does not fail within ``horizon_h``."""
-    eps = episodes(timeline)
-    if timeline.failure_time_s is None:
-        return len(eps)
-    limit = timeline.failure_time_s - horizon_h * SECONDS_PER_HOUR
-    return sum(1 for _, end in eps if end < limit)
+    t, w = _before_failure(timeline)
+    return false_episode_count(t, w, timeline.failure_time_s, horizon_h)
+
+
+def false_episode_count(t: np.ndarray, w: np.ndarray, failure_time_s: float | None,
+                        horizon_h: float) -> int:
+    """:func:`false_episodes` on arrays: ``t`` and ``w`` are the rows before the failure."""
+    # The last row of each warned stretch: warned, and the next row is not (or there is none).
+    ends = np.flatnonzero(w & ~np.r_[w[1:], False])
+    if failure_time_s is None:
+        return len(ends)
+    return int(np.count_nonzero(t[ends] < failure_time_s - horizon_h * SECONDS_PER_HOUR))
 
 
 def healthy_hours(timeline: Timeline, horizon_h: float) -> float:
@@ -189,9 +203,16 @@ def event_metrics(timelines: Sequence[Timeline], planning_lead_h: float,
     ``false_per_machine_month`` (None without healthy time), ``planning_lead_h``, ``horizon_h``.
     """
     leads = [lead for tl in timelines if (lead := failure_lead_h(tl)) is not None]
-    warned = sum(1 for lead in leads if lead >= planning_lead_h - 1e-9)
     false = sum(false_episodes(tl, horizon_h) for tl in timelines)
     hours = sum(healthy_hours(tl, horizon_h) for tl in timelines)
+    return summarize(leads, false, hours, planning_lead_h, horizon_h)
+
+
+def summarize(leads: Sequence[float], false: int, hours: float, planning_lead_h: float,
+              horizon_h: float) -> dict[str, Any]:
+    """The dict of :func:`event_metrics` from the lead time of each failure (hours), the count
+    of false-alarm episodes and the healthy hours (for callers that count these themselves)."""
+    warned = sum(1 for lead in leads if lead >= planning_lead_h - 1e-9)
     months = hours / MACHINE_MONTH_H
     return {
         "failures": len(leads),
