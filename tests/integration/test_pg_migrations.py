@@ -96,8 +96,9 @@ async def test_every_timestamp_column_has_a_time_zone(pg_migrated):
 
 
 async def test_quality_outside_the_seed_scale_is_rejected(pg_migrated):
-    await pg_migrated.execute("""INSERT INTO process_tags (tag_id, tag_name, min_val, max_val)
-                                 VALUES ('TI-1', 'T', 0, 1)""")
+    await pg_migrated.execute("INSERT INTO gateways (gateway_id) VALUES ('gw')")
+    await pg_migrated.execute("""INSERT INTO process_tags (gateway_id, tag_id, tag_name, min_val, max_val)
+                                 VALUES ('gw', 'TI-1', 'T', 0, 1)""")
     await pg_migrated.execute("SELECT process_data_ensure_partitions(now(), now())")
     with pytest.raises(asyncpg.CheckViolationError):
         await pg_migrated.execute("""INSERT INTO process_data (time, gateway_id, tag_id, value, quality)
@@ -112,8 +113,10 @@ async def test_alert_severity_must_be_a_seed_word(pg_migrated):
 
 
 async def test_negative_inventory_quantity_is_rejected(pg_migrated):
+    await pg_migrated.execute("INSERT INTO gateways (gateway_id) VALUES ('gw')")
     with pytest.raises(asyncpg.CheckViolationError):
-        await pg_migrated.execute("INSERT INTO inventory (sku, item, quantity, unit) VALUES ('X', 'x', -1, 'kg')")
+        await pg_migrated.execute("INSERT INTO inventory (gateway_id, sku, item, quantity, unit) "
+                                  "VALUES ('gw', 'X', 'x', -1, 'kg')")
 
 
 async def test_users_accept_only_argon2_hashes(pg_migrated):

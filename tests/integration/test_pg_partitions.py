@@ -52,7 +52,9 @@ async def test_retention_drops_partitions_wholly_older_than_raw_retention(pg_con
 async def test_retention_deletes_rollups_older_than_rollup_retention(pg_conn):
     await migrate(pg_conn, timescale=False, retention=RetentionPolicy(
         raw_hot=timedelta(days=1), raw_retention=timedelta(days=2), rollup_retention=timedelta(days=10)))
-    await pg_conn.execute("INSERT INTO process_tags (tag_id, tag_name, min_val, max_val) VALUES ('T', 'T', 0, 1)")
+    await pg_conn.execute("INSERT INTO gateways (gateway_id) VALUES ('gw')")
+    await pg_conn.execute("INSERT INTO process_tags (gateway_id, tag_id, tag_name, min_val, max_val) "
+                          "VALUES ('gw', 'T', 'T', 0, 1)")
     for age_days in (11, 9):
         await pg_conn.execute(
             """INSERT INTO process_data_hourly (bucket, gateway_id, tag_id, value_min, value_max,
@@ -65,7 +67,9 @@ async def test_retention_deletes_rollups_older_than_rollup_retention(pg_conn):
 
 async def test_data_written_lands_in_its_days_partition(pg_migrated):
     await ensure_partitions(pg_migrated, NOW, NOW)
-    await pg_migrated.execute("INSERT INTO process_tags (tag_id, tag_name, min_val, max_val) VALUES ('T', 'T', 0, 1)")
+    await pg_migrated.execute("INSERT INTO gateways (gateway_id) VALUES ('gw')")
+    await pg_migrated.execute("INSERT INTO process_tags (gateway_id, tag_id, tag_name, min_val, max_val) "
+                          "VALUES ('gw', 'T', 'T', 0, 1)")
     await pg_migrated.execute("INSERT INTO process_data (time, gateway_id, tag_id, value, quality) "
                               "VALUES ($1, 'gw', 'T', 1, 192)", NOW)
     assert await pg_migrated.fetchval("SELECT count(*) FROM process_data_20260310") == 1

@@ -21,7 +21,7 @@ import pytest
 from drivers.batch import Batch
 from drivers.quality import Quality, Reason
 from gateway.store.embedded import EmbeddedStore
-from gateway.store.postgres.connection import connect
+from gateway.store.postgres.connection import DDL_LOCK, connect
 from gateway.store.postgres.migrate import migrate
 from gateway.store.postgres.writer import DatabaseWriter
 from plant.catalog import Catalog
@@ -30,6 +30,8 @@ from plant.load import load_plant
 __all__ = ["catalog", "pg_conn", "pg_migrated", "pg_schema", "store"]
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+# The gateway id of drain()'s writer (DatabaseReads of its rows use it).
+GATEWAY_ID = "edge-test"
 PLANT_FILE = Path(__file__).resolve().parents[2] / "config" / "plant.toml"
 
 
@@ -40,11 +42,21 @@ async def temporary_schema(prefix: str = "test") -> AsyncIterator[str]:
     try:
         yield schema
     finally:
-        conn = await asyncpg.connect(TEST_DATABASE_URL)
-        try:
+        await drop_schema(schema)
+
+
+async def drop_schema(schema: str) -> None:
+    """DROP SCHEMA ... CASCADE under the database-wide DDL lock: TimescaleDB's catalog is shared
+    by every schema, so dropping hypertables while another test's migration creates some fails
+    with 'tuple concurrently deleted'. Schemas are created under the same lock
+    (connection.ensure_schema) and migrations hold it (migrate.ddl_lock)."""
+    conn = await asyncpg.connect(TEST_DATABASE_URL)
+    try:
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", DDL_LOCK)
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+    finally:
+        await conn.close()
 
 
 @pytest.fixture
@@ -102,10 +114,11 @@ def ramp_scans(tag_index: np.ndarray, start: float, count: int, period_s: float 
 
 
 async def drain(store: EmbeddedStore, catalog: Catalog, schema: str, batch_rows: int = 2,
-                timescale: bool = False) -> DatabaseWriter:
+                timescale: bool = False, gateway_id: str = GATEWAY_ID,
+                site: str = "") -> DatabaseWriter:
     """Run a writer (plain back-end unless ``timescale``) until everything in ``store`` is forwarded."""
-    writer = DatabaseWriter(TEST_DATABASE_URL, store, catalog, "edge-test", batch_rows, schema=schema,
-                            timescale=timescale, idle_poll_s=0.02)
+    writer = DatabaseWriter(TEST_DATABASE_URL, store, catalog, gateway_id, batch_rows, site=site,
+                            schema=schema, timescale=timescale, idle_poll_s=0.02)
     last = store.forwarded_id + store.backlog.batches  # ids are consecutive from 1
     task = asyncio.create_task(writer.run())
     try:

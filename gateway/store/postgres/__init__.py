@@ -8,7 +8,7 @@ into the latest-value table and rollups (``fold_new_chunks``); ``DatabaseReads``
 latest/history with the embedded store's types.
 """
 
-from gateway.store.postgres.catalog_sync import SyncReport, sync_catalog
+from gateway.store.postgres.catalog_sync import GatewayIdentityError, SyncReport, sync_catalog
 from gateway.store.postgres.connection import connect, create_pool, ensure_schema
 from gateway.store.postgres.derived import FoldReport, fold_new_chunks
 from gateway.store.postgres.migrate import MigrationError, migrate, storage_backend
@@ -18,7 +18,7 @@ from gateway.store.postgres.retention import MaintenanceReport, maintain
 from gateway.store.postgres.writer import DatabaseWriter, WriterState, WriterStats
 
 __all__ = [
-    "Backend", "DatabaseReads", "DatabaseWriter", "FoldReport", "MaintenanceReport",
+    "Backend", "DatabaseReads", "DatabaseWriter", "FoldReport", "GatewayIdentityError", "MaintenanceReport",
     "MigrationError", "fold_new_chunks",
     "Resolution", "ResolutionPolicy", "RetentionPolicy", "SyncReport", "WriterState",
     "WriterStats", "connect", "create_pool", "ensure_schema", "maintain", "migrate",

@@ -16,6 +16,11 @@ import asyncpg
 
 Executor = asyncpg.Connection | asyncpg.Pool
 
+# The database-wide advisory lock key (``hashtext``) held for schema DDL: migrations
+# (migrate.py) and creating or dropping schemas. TimescaleDB's catalog is shared by every
+# schema, so hypertable DDL in two schemas at once can collide.
+DDL_LOCK = "refineryiq.ddl"
+
 _SCHEMA_NAME = r"^[a-z_][a-z0-9_]{0,62}$"
 
 
@@ -27,14 +32,27 @@ def _server_settings(schema: str | None) -> dict[str, str]:
 
 
 async def ensure_schema(url: str, schema: str) -> None:
-    """Create ``schema`` if it does not exist (names: lower-case letters, digits, '_')."""
+    """Create ``schema`` if it does not exist (names: lower-case letters, digits, '_').
+
+    Several gateways starting at once against a new schema would race on CREATE SCHEMA IF NOT
+    EXISTS (a unique violation in pg_namespace): the creation holds the database-wide DDL
+    lock (``migrate.DDL_LOCK``) and looks again under it."""
     if not re.match(_SCHEMA_NAME, schema):
         raise ValueError(f"database schema name {schema!r} must match {_SCHEMA_NAME}")
     conn = await asyncpg.connect(url)
     try:
-        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        if await _schema_exists(conn, schema):
+            return
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", DDL_LOCK)
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
     finally:
         await conn.close()
+
+
+async def _schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
+    return bool(await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema))
 
 
 async def connect(url: str, *, schema: str | None = None, **kwargs: Any) -> asyncpg.Connection:

@@ -47,14 +47,19 @@ async def adopt(conn: asyncpg.Connection, gateway_id: str, store_id: str,
     more when the database committed batches the store did not yet record as forwarded.
     """
     async with conn.transaction():
+        # Insert-or-nothing first: two sessions adopting a new gateway's row at once (one
+        # gateway restarted over itself) then queue on the row instead of one failing on the
+        # primary key. Each gateway touches only its own row, so N gateways never wait on
+        # each other here.
+        created = await conn.fetchval(
+            """INSERT INTO forwarding_cursor (gateway_id, store_id, batch_id)
+               VALUES ($1, $2, $3) ON CONFLICT (gateway_id) DO NOTHING RETURNING true""",
+            gateway_id, store_id, store_forwarded_id)
+        if created:
+            return Cursor(store_forwarded_id, 0, Adoption.NEW)
         row = await conn.fetchrow(
             """SELECT store_id, batch_id, chunk_seq FROM forwarding_cursor
                WHERE gateway_id = $1 FOR UPDATE""", gateway_id)
-        if row is None:
-            await conn.execute(
-                """INSERT INTO forwarding_cursor (gateway_id, store_id, batch_id)
-                   VALUES ($1, $2, $3)""", gateway_id, store_id, store_forwarded_id)
-            return Cursor(store_forwarded_id, 0, Adoption.NEW)
         if row["store_id"] == store_id and row["batch_id"] >= store_forwarded_id:
             return Cursor(row["batch_id"], row["chunk_seq"], Adoption.RESUMED)
         adoption = Adoption.NEW_STORE if row["store_id"] != store_id else Adoption.DATABASE_BEHIND

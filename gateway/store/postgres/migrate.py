@@ -4,21 +4,30 @@ Migrations are SQL files ``migrations/NNNN_name.sql``, one per version for both 
 What differs between back-ends sits in sections: a line ``-- @plain`` or ``-- @timescale``
 starts lines for that back-end only, ``-- @end`` returns to lines for both (see
 :func:`sql_for_backend`). Each version is applied once, in order, inside its own transaction,
-and recorded by number in ``schema_migrations``. A session advisory lock (one per schema)
-makes concurrent ``migrate()`` calls from several gateways queue rather than collide.
+and recorded by number in ``schema_migrations``. One session advisory lock for the whole
+database (:data:`DDL_LOCK`) makes concurrent ``migrate()`` calls from several gateways queue
+rather than collide, whatever schema each migrates: TimescaleDB keeps one catalog for every
+schema, so DDL on hypertables of two schemas at once can fail (``tuple concurrently deleted``).
 Re-running is a no-op apart from re-applying the retention policy.
+
+The migrating gateway's identity is visible to the migration SQL as the transaction settings
+``refineryiq.gateway_id`` and ``refineryiq.site`` (``current_setting(..., true)``), and an
+operator's choice of catalog owner as ``refineryiq.catalog_owner`` (migration 0007 assigns
+the rows of an older, single-gateway schema to a gateway).
 """
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 import structlog
 
-from gateway.store.postgres.connection import Executor, acquire
+from gateway.store.postgres.connection import DDL_LOCK, Executor, acquire
 from gateway.store.postgres.policy import DEFAULT_RETENTION, Backend, RetentionPolicy
 from gateway.store.postgres.retention import apply_policy
 
@@ -29,6 +38,7 @@ _OLD_PAIR_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.(plain|timescale)\.sql$")
 _SECTION = re.compile(r"^-- @([a-z]+)[ \t]*$")
 
 log = structlog.get_logger(__name__)
+
 
 
 class MigrationError(Exception):
@@ -157,41 +167,58 @@ async def _current_schema(conn: asyncpg.Connection) -> str:
     return schema
 
 
+@contextlib.asynccontextmanager
+async def ddl_lock(conn: asyncpg.Connection) -> AsyncIterator[None]:
+    """Hold the database-wide DDL advisory lock (session level) for the block."""
+    await conn.execute("SELECT pg_advisory_lock(hashtext($1))", DDL_LOCK)
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", DDL_LOCK)
+
+
 async def migrate(executor: Executor, *, timescale: bool | None = None,
-                  retention: RetentionPolicy = DEFAULT_RETENTION) -> list[int]:
+                  retention: RetentionPolicy = DEFAULT_RETENTION, gateway_id: str | None = None,
+                  site: str = "", catalog_owner: str | None = None,
+                  upto: int | None = None) -> list[int]:
     """Bring the historian schema up to date; returns the versions applied by this call.
 
     ``timescale``: None uses TimescaleDB when the extension is available, True requires it,
-    False never uses it. A schema keeps the back-end it was created with.
+    False never uses it. A schema keeps the back-end it was created with. ``gateway_id`` and
+    ``site``: the migrating gateway, the owner of catalog rows that have none when no gateway
+    is registered yet. ``catalog_owner``: the registered gateway that owns the catalog rows of
+    a schema that several gateways shared before rows carried a gateway (migration 0007).
+    ``upto``: stop after that version (tests of an upgrade from an older schema).
     """
-    async with acquire(executor) as conn:
+    settings = {"refineryiq.gateway_id": gateway_id or "", "refineryiq.site": site or "",
+                "refineryiq.catalog_owner": catalog_owner or ""}
+    async with acquire(executor) as conn, ddl_lock(conn):
         schema = await _current_schema(conn)
-        lock_key = f"refineryiq.migrate.{schema}"
-        await conn.execute("SELECT pg_advisory_lock(hashtext($1))", lock_key)
-        try:
-            await conn.execute(_BOOTSTRAP)
-            backend = await _choose_backend(conn, timescale)
-            done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
-            applied: list[int] = []
-            for migration in load_migrations(backend):
-                if migration.version in done:
-                    continue
-                try:
-                    async with conn.transaction():
-                        await conn.execute(migration.sql)
-                        await conn.execute(
-                            "INSERT INTO schema_migrations (version, name, backend) VALUES ($1, $2, $3)",
-                            migration.version, migration.name, backend.value)
-                except asyncpg.PostgresError as exc:
-                    raise MigrationError(f"migration {migration.version:04d}_{migration.name} "
-                                         f"({backend.value}) failed: {exc}") from exc
-                applied.append(migration.version)
-                log.info("migration_applied", version=migration.version, name=migration.name,
-                         backend=backend.value, schema=schema)
-            await apply_policy(conn, backend, retention)
-            return applied
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", lock_key)
+        await conn.execute(_BOOTSTRAP)
+        backend = await _choose_backend(conn, timescale)
+        done = {r["version"] for r in await conn.fetch("SELECT version FROM schema_migrations")}
+        applied: list[int] = []
+        for migration in load_migrations(backend):
+            if migration.version in done:
+                continue
+            if upto is not None and migration.version > upto:
+                break
+            try:
+                async with conn.transaction():
+                    for name, value in settings.items():
+                        await conn.execute("SELECT set_config($1, $2, true)", name, value)
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, backend) VALUES ($1, $2, $3)",
+                        migration.version, migration.name, backend.value)
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(f"migration {migration.version:04d}_{migration.name} "
+                                     f"({backend.value}) failed: {exc}") from exc
+            applied.append(migration.version)
+            log.info("migration_applied", version=migration.version, name=migration.name,
+                     backend=backend.value, schema=schema)
+        await apply_policy(conn, backend, retention)
+        return applied
 
 
 async def storage_backend(executor: Executor) -> Backend:

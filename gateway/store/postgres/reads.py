@@ -53,11 +53,15 @@ def _ts(epoch_s: float) -> datetime:
 class DatabaseReads:
     """Latest values and history of tags, read from PostgreSQL/TimescaleDB."""
 
-    def __init__(self, executor: Executor, catalog: Catalog, gateway_id: str | None = None,
+    def __init__(self, executor: Executor, catalog: Catalog, gateway_id: str,
                  policy: ResolutionPolicy | None = None) -> None:
+        """``gateway_id``: whose rows are read. Required: one historian holds many gateways,
+        and their tag ids overlap (every plant may have a TI-101)."""
+        if not gateway_id:
+            raise ValueError("DatabaseReads needs the gateway_id whose rows it reads")
         self._executor = executor
         self._catalog = catalog
-        self._gateway_id = gateway_id  # None: any gateway
+        self._gateway_id = gateway_id
         self._policy = policy or ResolutionPolicy()
         self._tag_ids = [t.id for t in catalog.tags]
 
@@ -71,8 +75,7 @@ class DatabaseReads:
                 """SELECT DISTINCT ON (tag_id) tag_id, extract(epoch FROM time)::float8 AS ts,
                           value, quality, reason
                    FROM process_data_latest
-                   WHERE ($1::text[] IS NULL OR tag_id = ANY($1))
-                     AND ($2::text IS NULL OR gateway_id = $2)
+                   WHERE ($1::text[] IS NULL OR tag_id = ANY($1)) AND gateway_id = $2
                    ORDER BY tag_id, time DESC""", ids, self._gateway_id)
         found = {r["tag_id"]: r for r in rows}
         if tag_indices is None:
@@ -115,8 +118,7 @@ class DatabaseReads:
         rows = await conn.fetch(
             """SELECT extract(epoch FROM time)::float8, coalesce(value, 'NaN'), quality, reason
                FROM process_data
-               WHERE tag_id = $1 AND time >= $2 AND time < $3
-                 AND ($4::text IS NULL OR gateway_id = $4)
+               WHERE tag_id = $1 AND time >= $2 AND time < $3 AND gateway_id = $4
                ORDER BY time""", tag_id, _ts(start), _ts(end), self._gateway_id)
         cols = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(len(rows), 4)
         return TagHistory(tag_index, cols[:, 0].copy(), cols[:, 1].copy(),
@@ -129,8 +131,7 @@ class DatabaseReads:
             f"""SELECT extract(epoch FROM last_time)::float8, value_last, value_min, value_avg,
                        value_max, samples
                 FROM {table}
-                WHERE tag_id = $1 AND bucket >= $2 AND bucket < $3
-                  AND ($4::text IS NULL OR gateway_id = $4)
+                WHERE tag_id = $1 AND bucket >= $2 AND bucket < $3 AND gateway_id = $4
                 ORDER BY bucket""", tag_id, _ts(start), _ts(end), self._gateway_id)
         cols = np.array([tuple(r) for r in rows], dtype=np.float64).reshape(len(rows), 6)
         n = len(rows)

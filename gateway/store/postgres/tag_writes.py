@@ -19,7 +19,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from gateway.store.postgres.catalog_sync import register_gateway
+from gateway.store.postgres.catalog_sync import GatewayIdentityError, register_gateway
 
 log = structlog.get_logger(__name__)
 
@@ -101,7 +101,7 @@ class ForwarderStats:
 
 
 _ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-           ConnectionError)
+           ConnectionError, GatewayIdentityError)
 
 
 class TagWritesForwarder:

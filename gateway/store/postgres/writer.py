@@ -35,7 +35,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception_type, wai
 
 from gateway.store.embedded_rows import StoredBatch
 from gateway.store.postgres import cursor as fwd
-from gateway.store.postgres.catalog_sync import sync_catalog
+from gateway.store.postgres.catalog_sync import GatewayIdentityError, sync_catalog
 from gateway.store.postgres.connection import connect
 from gateway.store.postgres.copy_binary import ROW_COLUMNS, Columns, RowEncoder
 from gateway.store.postgres.derived import fold_new_chunks
@@ -120,7 +120,7 @@ class _Chunk:
 
 # Errors after which the session is abandoned and the writer reconnects.
 _SESSION_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                   ConnectionError, fwd.CursorConflictError)
+                   ConnectionError, fwd.CursorConflictError, GatewayIdentityError)
 
 
 class DatabaseWriter:
@@ -217,7 +217,8 @@ class DatabaseWriter:
         conn = await self._connect()
         try:
             if self._migrate_on_start and migrate_schema:
-                await migrate(conn, timescale=self._timescale, retention=self._retention)
+                await migrate(conn, timescale=self._timescale, retention=self._retention,
+                              gateway_id=self.gateway_id, site=self.site)
             self._backend = await storage_backend(conn)
             self._migrated.set()
             await sync_catalog(conn, self.catalog, gateway_id=self.gateway_id, site=self.site)
