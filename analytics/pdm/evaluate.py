@@ -6,15 +6,32 @@
 * lead time per run: failure time minus the first alarm *that stays* (every later row alarmed),
   median and 10th percentile; a run whose failure was never alarmed has lead time 0;
 * false alarm rate: share of rows in healthy periods (before wear onset) that alarm.
+
+These row-level figures are secondary on the model card; the target is per failure event
+(:mod:`analytics.pdm.events`): :func:`timelines_of` turns rows and probabilities into the
+warning timelines it counts, and :func:`choose_warning_cv` picks the threshold and the
+warning's on/off delays for it on out-of-fold predictions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from analytics.pdm.dataset import Rows
+from analytics.pdm.events import (
+    SECONDS_PER_HOUR,
+    TARGET_FALSE_PER_MONTH,
+    TARGET_WARNED_SHARE,
+    Timeline,
+    false_episode_count,
+    healthy_hours,
+    lead_of,
+    standing_warning,
+    summarize,
+)
 
 CALIBRATION_BINS = 10
 THRESHOLD_CANDIDATES = np.round(np.arange(0.10, 0.91, 0.01), 2)
@@ -121,7 +138,7 @@ def evaluate(rows: Rows, probability: np.ndarray, threshold: float) -> dict[str,
     precision, recall, f1 = precision_recall(rows.label, alarm)
     run_ids, run_of_row = np.unique(rows.run_id, return_inverse=True)
     leads = [lead_time_h(rows.hours_to_failure[run_of_row == k], alarm[run_of_row == k])
-             for k in range(len(run_ids))]
+             for k in range(len(run_ids)) if np.isfinite(rows.hours_to_failure[run_of_row == k][0])]
 
     def per_run(mask: np.ndarray) -> np.ndarray:
         return np.bincount(run_of_row, weights=mask, minlength=len(run_ids))
@@ -140,8 +157,103 @@ def evaluate(rows: Rows, probability: np.ndarray, threshold: float) -> dict[str,
         "false_alarm_rate_healthy": float(alarm[healthy].mean()) if healthy.any() else 0.0,
         "rows": len(rows),
         "positive_rows": int(np.count_nonzero(rows.label)),
-        "runs": len(leads),
+        "runs": len(run_ids),
     }
+
+
+@dataclass(frozen=True)
+class WarningRule:
+    """How a model's probabilities become the warning people see: the alarm threshold and the
+    warning's on- and off-delays in hours (see :func:`analytics.pdm.events.standing_warning`)."""
+
+    threshold: float
+    on_h: float = 0.0
+    off_h: float = 0.0
+
+    def as_dict(self) -> dict[str, float]:
+        return {"threshold": self.threshold, "on_h": self.on_h, "off_h": self.off_h}
+
+
+# Candidate warning delays (hours) for the choice in choose_warning_cv.
+ON_DELAYS_H = (0.0, 1.0, 3.0, 6.0)
+OFF_DELAYS_H = (0.0, 3.0, 12.0, 24.0)
+
+
+def failure_time_of(rows: Rows) -> float | None:
+    """The failure time of one run's rows (None for a run without a failure)."""
+    if not len(rows) or not np.isfinite(rows.hours_to_failure[0]):
+        return None
+    return float(rows.time_s[0] + rows.hours_to_failure[0] * SECONDS_PER_HOUR)
+
+
+def timelines_of(rows: Rows, probability: np.ndarray, rule: WarningRule) -> list[Timeline]:
+    """One warning timeline per run of ``rows`` (rows of whole runs, each run in time order)."""
+    out = []
+    for run_id in dict.fromkeys(rows.run_id.tolist()):
+        mask = rows.run_id == run_id
+        run = rows.take(mask)
+        warning = standing_warning(probability[mask] >= rule.threshold, run.time_s, rule.on_h, rule.off_h)
+        out.append(Timeline(run.time_s, warning, failure_time_of(run)))
+    return out
+
+
+def event_margin(metrics: dict[str, object], warned_share: float = TARGET_WARNED_SHARE,
+                 false_per_month: float = TARGET_FALSE_PER_MONTH) -> float:
+    """The smaller of the two event targets' margins, each as a share of its room.
+
+    Warned share: (share - target) / (1 - target), 1 when every failure is warned; false
+    alarms: (target - rate) / target, 1 with none. Negative when a target is missed; -inf when
+    a figure is undefined (no failures, no healthy time).
+    """
+    share, rate = metrics["warned_share"], metrics["false_per_machine_month"]
+    if share is None or rate is None:
+        return -np.inf
+    return min((float(share) - warned_share) / (1.0 - warned_share),
+               (false_per_month - float(rate)) / false_per_month)
+
+
+def choose_warning_cv(rows: Rows, probability: np.ndarray, planning_lead_h: float, horizon_h: float,
+                      thresholds: Sequence[float] = tuple(THRESHOLD_CANDIDATES),
+                      on_delays_h: Sequence[float] = ON_DELAYS_H,
+                      off_delays_h: Sequence[float] = OFF_DELAYS_H) -> tuple[WarningRule, float, dict]:
+    """The warning rule deepest inside both event targets on out-of-fold predictions.
+
+    ``rows`` are the training runs' rows and ``probability`` their out-of-fold probabilities.
+    For every threshold and pair of delays, the event metrics of the resulting warnings
+    (:func:`analytics.pdm.events.event_metrics`) and their :func:`event_margin`; the largest
+    margin wins. Ties (common: every failure warned and no false alarm over a band of
+    thresholds) go to the shortest delays (on + off), then to the middle threshold of the tied
+    band, which leaves the most room both ways on other machines. Returns the rule, its margin
+    and its metrics.
+    """
+    runs = []
+    for run_id in dict.fromkeys(rows.run_id.tolist()):
+        mask = rows.run_id == run_id
+        run = rows.take(mask)
+        failure = failure_time_of(run)
+        timeline = Timeline(run.time_s, np.zeros(len(run), dtype=bool), failure)
+        before = run.time_s < failure if failure is not None else np.ones(len(run), dtype=bool)
+        runs.append((run.time_s[before], probability[mask][before], failure, timeline.step_s(),
+                     healthy_hours(timeline, horizon_h)))
+    hours = sum(r[4] for r in runs)
+    scored: list[tuple[float, float, float, float, dict]] = []
+    for on_h in on_delays_h:
+        for off_h in off_delays_h:
+            for th in thresholds:
+                leads, false = [], 0
+                for t, p, failure, step, _ in runs:
+                    w = standing_warning(p >= th, t, on_h, off_h, step_s=step)
+                    false += false_episode_count(t, w, failure, horizon_h)
+                    if failure is not None:
+                        leads.append(lead_of(t, w, failure))
+                metrics = summarize(leads, false, hours, planning_lead_h, horizon_h)
+                scored.append((event_margin(metrics), on_h, off_h, float(th), metrics))
+    best = max(m for m, *_ in scored)
+    tied = [s for s in scored if s[0] >= best - 1e-9]
+    delays = min((on + off, on, off) for _, on, off, _, _ in tied)
+    band = [s for s in tied if (s[1], s[2]) == delays[1:]]
+    margin, on_h, off_h, th, metrics = band[(len(band) - 1) // 2]
+    return WarningRule(th, on_h, off_h), float(margin), metrics
 
 
 def _distribution(values: Sequence[float]) -> dict[str, float]:

@@ -4,13 +4,20 @@ Per type: a RandomForestClassifier predicts "fails within the horizon" (the seed
 Forest; its per-prediction path decomposition is exact, see :mod:`analytics.pdm.contributions`),
 and a RandomForestRegressor estimates the remaining useful life in hours on worn rows. Rows are
 split by run, machine by machine (:func:`analytics.pdm.dataset.split_runs`), into train and
-test runs. The decision threshold is chosen by grouped cross-validation over the training runs:
-each fold's runs are predicted by a forest trained on the other folds, and the threshold is
-picked on those out-of-fold probabilities (every training run contributes, none is predicted
-by a model that saw it). The final forest is trained on all training runs; every reported
-metric comes from test runs that neither the model nor the threshold ever saw.
+test runs; healthy-only runs (a machine that never fails, see
+:func:`simulator.training.healthy_run`) are split the same way, apart from the failing ones, so
+both sides hold healthy machine time. The warning rule (alarm threshold and the warning's on/off
+delays) is chosen by grouped cross-validation over the training runs: each fold's runs are
+predicted by a forest trained on the other folds, and the rule is picked on those out-of-fold
+probabilities for the event-level targets (:func:`analytics.pdm.evaluate.choose_warning_cv`:
+at least 95 % of failures warned by a standing warning at the type's planning lead, at most
+0.5 false-alarm episodes per healthy machine-month). The final forest is trained on all
+training runs; every reported metric comes from test runs that neither the model nor the rule
+ever saw. The card's ``meets_target`` is the event-level target on the test runs
+(:mod:`analytics.pdm.events`); the row-level precision / recall are kept as secondary figures.
 
-Horizons per type (hours, :data:`HORIZON_H`) were chosen by grouped cross-validation over the
+Horizons per type (hours, :data:`HORIZON_H`; the label is "fails within the horizon", and a
+warning episode is false when the machine does not fail within it) were chosen by grouped cross-validation over the
 training runs only: for each candidate horizon, the smaller margin of the out-of-fold
 precision and recall bounds over the targets at the balanced threshold (see
 :func:`analytics.pdm.evaluate.choose_threshold_cv`); the horizon with the largest margin won.
@@ -45,8 +52,22 @@ from analytics.pdm.card import (
     utc_now_iso,
     write_card,
 )
-from analytics.pdm.dataset import Rows, RunHistory, SplitName, cv_folds, rows_of, split_runs
-from analytics.pdm.evaluate import choose_threshold_cv, evaluate
+from analytics.pdm.dataset import (
+    Rows,
+    RunHistory,
+    SplitName,
+    cv_folds,
+    dealing_order,
+    rows_of,
+    split_runs,
+)
+from analytics.pdm.evaluate import WarningRule, choose_warning_cv, evaluate, timelines_of
+from analytics.pdm.events import (
+    TARGET_FALSE_PER_MONTH,
+    TARGET_WARNED_SHARE,
+    event_metrics,
+    meets_event_target,
+)
 from analytics.pdm.features import HISTORY_H, feature_names
 from analytics.pdm.signals import TYPE_SIGNALS
 from plant.schema import EquipmentType
@@ -58,6 +79,17 @@ HORIZON_H: dict[EquipmentType, float] = {
     EquipmentType.EXCHANGER: 180.0,
     EquipmentType.VALVE: 48.0,
 }
+# The planning lead per type (hours) when the caller gives none: the defaults of the gateway's
+# ``maintenance.planning_lead_h`` setting (analytics cannot read settings; the caller passes the
+# configured lead to train_type).
+PLANNING_LEAD_H: dict[EquipmentType, float] = {
+    EquipmentType.PUMP: 24.0,
+    EquipmentType.VALVE: 24.0,
+    EquipmentType.COMPRESSOR: 48.0,
+    EquipmentType.FURNACE: 72.0,
+    EquipmentType.EXCHANGER: 72.0,
+}
+# Row-level targets: secondary since the event-level target (analytics.pdm.events) replaced them.
 TARGET_PRECISION = 0.8
 TARGET_RECALL = 0.9
 # The RUL regressor learns on rows up to this many horizons before failure.
@@ -90,11 +122,13 @@ class TrainedModel:
     horizon_h: float
     dt_s: float
     card: dict[str, Any] = field(default_factory=dict)
+    warning: WarningRule | None = None  # threshold plus on/off delays (None: the bare threshold)
 
     def artifact(self) -> dict[str, Any]:
         """What goes into the joblib file (plain dict: loads without this module's classes)."""
         return {"kind": self.kind.value, "classifier": self.classifier, "regressor": self.regressor,
                 "threshold": self.threshold, "horizon_h": self.horizon_h, "dt_s": self.dt_s,
+                "warning": (self.warning or WarningRule(self.threshold)).as_dict(),
                 "feature_names": list(feature_names(self.kind)), "version": MODEL_VERSION}
 
 
@@ -127,22 +161,42 @@ def out_of_fold_probability(train: Rows, folds: list[list[int]], options: TrainO
     return probability
 
 
-def train_type(kind: EquipmentType, histories: Sequence[RunHistory], options: TrainOptions,
-               progress: Progress = _silent) -> TrainedModel:
-    """Choose the threshold by grouped CV on train runs, fit on all of them, evaluate on test runs."""
-    horizon_h = options.horizon_h or HORIZON_H[kind]
+def _split(histories: Sequence[RunHistory]) -> tuple[dict[SplitName, list[int]], list[list[int]], list[int]]:
+    """Train/test split and CV folds: failing runs and healthy-only runs each dealt on their own.
+
+    Returns the split (both kinds of run), the folds (both kinds) and the healthy run ids.
+    """
     machine_of = {h.run_id: h.equipment_id for h in histories}
-    splits = split_runs(list(machine_of), machine_of)
+    failing = [h.run_id for h in histories if np.isfinite(h.failure_time_s)]
+    healthy = [h.run_id for h in histories if not np.isfinite(h.failure_time_s)]
+    splits = split_runs(failing, machine_of)
+    folds = cv_folds(splits[SplitName.TRAIN], machine_of=machine_of)
+    ordered = dealing_order(healthy, machine_of)
+    splits[SplitName.TEST] = sorted(splits[SplitName.TEST] + ordered[0::2])
+    train_healthy = ordered[1::2]
+    splits[SplitName.TRAIN] = sorted(splits[SplitName.TRAIN] + train_healthy)
+    for k, run_id in enumerate(train_healthy):
+        folds[k % len(folds)].append(run_id)
+    return splits, [sorted(f) for f in folds], sorted(healthy)
+
+
+def train_type(kind: EquipmentType, histories: Sequence[RunHistory], options: TrainOptions,
+               progress: Progress = _silent, *, planning_lead_h: float | None = None) -> TrainedModel:
+    """Train, choose the warning rule and evaluate one type's model; see the module docstring.
+
+    ``histories``: run-to-failure histories of the type, optionally with healthy-only ones
+    (``failure_time_s`` infinite), at least MIN_RUNS failing. ``planning_lead_h``: the type's
+    planning lead in hours (default :data:`PLANNING_LEAD_H`). Choose the rule by grouped CV on
+    train runs, fit on all of them, evaluate on test runs (event level and row level).
+    """
+    horizon_h = options.horizon_h or HORIZON_H[kind]
+    lead_h = float(planning_lead_h if planning_lead_h is not None else PLANNING_LEAD_H[kind])
+    splits, folds, healthy_ids = _split(histories)
     progress("features", 0.0)
     train = _rows(histories, splits[SplitName.TRAIN], kind, horizon_h)
     test = _rows(histories, splits[SplitName.TEST], kind, horizon_h)
-    folds = cv_folds(splits[SplitName.TRAIN], machine_of=machine_of)
     oof = out_of_fold_probability(train, folds, options, progress)
-    fold_of_row = np.zeros(len(train), dtype=np.int64)
-    for k, fold in enumerate(folds):
-        fold_of_row[np.isin(train.run_id, fold)] = k
-    threshold, cv_margin = choose_threshold_cv(train.label, oof, fold_of_row, TARGET_PRECISION,
-                                               TARGET_RECALL)
+    rule, cv_margin, cv_events = choose_warning_cv(train, oof, lead_h, horizon_h)
     progress("classifier", 0.6)
     classifier = _classifier(train, options)
     fit_rows = train.take(np.arange(len(train)) % options.row_stride == 0)
@@ -153,17 +207,22 @@ def train_type(kind: EquipmentType, histories: Sequence[RunHistory], options: Tr
         max_samples=options.max_samples, max_features="sqrt", n_jobs=options.n_jobs,
         random_state=options.seed).fit(worn.features, worn.hours_to_failure)
     progress("evaluation", 0.9)
-    test_metrics = evaluate(test, _positive_proba(classifier, test.features), threshold)
-    cv_metrics = evaluate(train, oof, threshold)
-    cv_metrics["target_margin"] = cv_margin
+    test_probability = _positive_proba(classifier, test.features)
+    test_events = event_metrics(timelines_of(test, test_probability, rule), lead_h, horizon_h)
+    # Row-level figures over the run-to-failure runs, as before healthy-only runs were added.
+    failing_test, failing_train = np.isfinite(test.hours_to_failure), np.isfinite(train.hours_to_failure)
+    test_rows = evaluate(test.take(failing_test), test_probability[failing_test], rule.threshold)
+    cv_rows = evaluate(train.take(failing_train), oof[failing_train], rule.threshold)
     positives = test.take(test.label)
-    test_metrics["rul_mae_h"] = (float(np.mean(np.abs(regressor.predict(positives.features)
-                                                      - positives.hours_to_failure)))
-                                 if len(positives) else None)
+    test_rows["rul_mae_h"] = (float(np.mean(np.abs(regressor.predict(positives.features)
+                                                   - positives.hours_to_failure)))
+                              if len(positives) else None)
     dt_s = float(np.median(np.diff(histories[0].time_s))) if len(histories[0].time_s) > 1 else 0.0
-    model = TrainedModel(kind, classifier, regressor, threshold, horizon_h, dt_s)
-    model.card = _card(kind, options, horizon_h, threshold, dt_s, splits, folds, histories,
-                       (train, test, fit_rows), cv_metrics, test_metrics)
+    model = TrainedModel(kind, classifier, regressor, rule.threshold, horizon_h, dt_s, warning=rule)
+    model.card = _card(kind, options, horizon_h, rule, lead_h, dt_s, splits, folds, healthy_ids,
+                       histories, (train, test, fit_rows),
+                       {"events": {**cv_events, "target_margin": cv_margin}, "row_level": cv_rows},
+                       {"events": test_events, "row_level": test_rows})
     progress("done", 1.0)
     return model
 
@@ -175,17 +234,27 @@ def _positive_proba(classifier: RandomForestClassifier, features: np.ndarray) ->
 
 
 def meets_target(metrics: dict[str, Any]) -> bool:
-    """Recall >= TARGET_RECALL at precision >= TARGET_PRECISION."""
+    """The event-level target: see :func:`analytics.pdm.events.meets_event_target`.
+
+    ``metrics`` is a card's ``metrics["test"]`` (with ``events``) or event metrics themselves.
+    """
+    return meets_event_target(metrics.get("events", metrics))
+
+
+def meets_row_target(metrics: dict[str, Any]) -> bool:
+    """Row level (secondary): recall >= TARGET_RECALL at precision >= TARGET_PRECISION."""
     return bool(metrics["precision"] >= TARGET_PRECISION and metrics["recall"] >= TARGET_RECALL)
 
 
-def _card(kind: EquipmentType, options: TrainOptions, horizon_h: float, threshold: float, dt_s: float,
-          splits: dict[SplitName, list[int]], folds: list[list[int]], histories: Sequence[RunHistory],
+def _card(kind: EquipmentType, options: TrainOptions, horizon_h: float, rule: WarningRule,
+          planning_lead_h: float, dt_s: float, splits: dict[SplitName, list[int]],
+          folds: list[list[int]], healthy_ids: list[int], histories: Sequence[RunHistory],
           rows: tuple[Rows, Rows, Rows], cv_metrics: dict[str, Any],
           test_metrics: dict[str, Any]) -> dict[str, Any]:
     train, test, fit_rows = rows
     train_histories = [h for h in histories if h.run_id in set(splits[SplitName.TRAIN])]
     met = meets_target(test_metrics)
+    healthy = set(healthy_ids)
     return {
         "equipment_type": kind.value,
         "version": MODEL_VERSION,
@@ -193,13 +262,17 @@ def _card(kind: EquipmentType, options: TrainOptions, horizon_h: float, threshol
         "model": "RandomForestClassifier + RandomForestRegressor (RUL)",
         "target": f"fails within {horizon_h:g} h",
         "horizon_h": horizon_h,
-        "threshold": threshold,
-        "threshold_selection": (f"threshold whose smaller margin over the targets (out-of-fold "
-                                f"precision >= {TARGET_PRECISION:g}, recall >= {TARGET_RECALL:g}, "
-                                f"each less its standard error across folds) is largest, "
-                                f"{len(folds)}-fold cross-validation grouped by run over the "
-                                f"train runs"),
+        "planning_lead_h": planning_lead_h,
+        "threshold": rule.threshold,
+        "warning": rule.as_dict(),
+        "threshold_selection": (f"alarm threshold and warning on/off delays whose smaller margin over "
+                                f"the event targets (out-of-fold share of failures warned "
+                                f">= {planning_lead_h:g} h ahead >= {TARGET_WARNED_SHARE:g}, false-alarm "
+                                f"episodes per healthy machine-month <= {TARGET_FALSE_PER_MONTH:g}, each "
+                                f"margin as a share of its room) is largest, {len(folds)}-fold "
+                                f"cross-validation grouped by run over the train runs"),
         "meets_target": met,
+        "meets_row_target": meets_row_target(test_metrics["row_level"]),
         "seed": options.seed,
         "dt_s": dt_s,
         "history_h": HISTORY_H,
@@ -208,16 +281,19 @@ def _card(kind: EquipmentType, options: TrainOptions, horizon_h: float, threshol
         "hyperparameters": {"n_estimators": options.n_estimators, "min_samples_leaf": options.min_samples_leaf,
                             "max_samples": options.max_samples, "row_stride": options.row_stride},
         "split": {**{name.value: sorted(ids) for name, ids in splits.items()},
-                  "cv_folds": [sorted(f) for f in folds]},
+                  "healthy_runs": sorted(healthy_ids), "cv_folds": [sorted(f) for f in folds]},
         "sizes": {"train_runs": len(splits[SplitName.TRAIN]), "test_runs": len(splits[SplitName.TEST]),
+                  "train_healthy_runs": len(healthy & set(splits[SplitName.TRAIN])),
+                  "test_healthy_runs": len(healthy & set(splits[SplitName.TEST])),
                   "cv_folds": len(folds), "train_rows": len(train), "fit_rows": len(fit_rows),
                   "test_rows": len(test)},
         "metrics": {"test": test_metrics, "cross_validation": cv_metrics},
-        "targets": {"precision": TARGET_PRECISION, "recall": TARGET_RECALL, "met_on_test": met},
+        "targets": {"warned_share": TARGET_WARNED_SHARE, "false_per_machine_month": TARGET_FALSE_PER_MONTH,
+                    "met_on_test": met,
+                    "row_level": {"precision": TARGET_PRECISION, "recall": TARGET_RECALL}},
         "libraries": library_versions(),
         "data_sha256": data_sha256([a for h in train_histories for a in (h.time_s, h.values)]),
     }
-
 
 def save(model: TrainedModel, out_dir: Path) -> tuple[Path, Path]:
     """Write ``<out>/<TYPE>.joblib`` and ``<out>/<TYPE>.card.json``; returns both paths."""
