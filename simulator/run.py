@@ -11,7 +11,9 @@ Port 0 picks a free port; once listening, one JSON line goes to stdout::
 ``--faults FILE`` is a TOML schedule of faults at simulated times (see
 :mod:`simulator.faults`); ``--scenario NAME`` starts a named scenario with the simulation
 (see :mod:`simulator.scenarios`); ``--control-port`` starts the control API (see
-:mod:`simulator.control`) on the same host.
+:mod:`simulator.control`) on the same host. ``--records-out FILE`` appends a maintenance
+record file row for each equipment failure as it happens (see :mod:`simulator.records`), stamped
+on the wall clock the values carry, ready for ``refineryiq maintenance import FILE``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -37,6 +40,7 @@ from simulator.modbus_server import ModbusFrontEnd
 from simulator.model import PlantModel
 from simulator.opcua_server import DEFAULT_PORT as OPCUA_DEFAULT_PORT
 from simulator.opcua_server import OpcUaFrontEnd, SecurityOptions
+from simulator.records import RecordWriter
 from simulator.scenarios import SCENARIOS, ScenarioRunner
 from simulator.writes import WriteDesk
 
@@ -48,12 +52,14 @@ async def serve(seed: int, speed: float, synthetic_tags: int, opcua_port: int, m
                 plant_path: Path | str, host: str = "127.0.0.1", control_port: int | None = None,
                 faults: Path | str | list[FaultRequest] | None = None,
                 security: SecurityOptions | None = None,
-                on_ready: Callable[[dict], None] | None = None, scenario: str | None = None) -> None:
+                on_ready: Callable[[dict], None] | None = None, scenario: str | None = None,
+                records_out: Path | None = None) -> None:
     """Build the catalog and model, start the front-ends, and step the model until cancelled.
 
     ``on_ready`` receives the ready event (with the bound ports); by default it is printed
     to stdout as one JSON line. ``scenario`` names a scenario started at simulated time 0
-    (UnknownScenario, or ValueError when the plant lacks what it acts on).
+    (UnknownScenario, or ValueError when the plant lacks what it acts on). ``records_out``:
+    a record file that gets a row per equipment failure (see :mod:`simulator.records`).
     """
     if speed <= 0:
         raise ValueError("speed must be positive")
@@ -67,6 +73,7 @@ async def serve(seed: int, speed: float, synthetic_tags: int, opcua_port: int, m
     opcua = OpcUaFrontEnd(model, host, opcua_port, security, writes=writes)
     modbus = ModbusFrontEnd(model, host, modbus_port, writes=writes)
     runner: web.AppRunner | None = None
+    records = RecordWriter(records_out, model) if records_out is not None else None
     try:
         ready = {"event": "ready", "opcua_port": await opcua.start(), "modbus_port": await modbus.start(),
                  "control_port": None}
@@ -83,8 +90,10 @@ async def serve(seed: int, speed: float, synthetic_tags: int, opcua_port: int, m
             await site.start()
             ready["control_port"] = runner.addresses[0][1]
         (on_ready or _print_ready)(ready)
-        await _loop(model, opcua, modbus, speed, schedule, scenarios)
+        await _loop(model, opcua, modbus, speed, schedule, scenarios, records)
     finally:
+        if records is not None:
+            records.close()
         if runner is not None:
             await runner.cleanup()
         await modbus.stop()
@@ -97,7 +106,8 @@ def _print_ready(event: dict) -> None:
 
 
 async def _loop(model: PlantModel, opcua: OpcUaFrontEnd, modbus: ModbusFrontEnd, speed: float,
-                schedule: list[FaultRequest], scenarios: ScenarioRunner) -> None:
+                schedule: list[FaultRequest], scenarios: ScenarioRunner,
+                records: RecordWriter | None = None) -> None:
     loop = asyncio.get_running_loop()
     step = TICK_S * speed
     next_tick = loop.time()
@@ -108,6 +118,10 @@ async def _loop(model: PlantModel, opcua: OpcUaFrontEnd, modbus: ModbusFrontEnd,
                 apply(model, pending.pop(0))
         scenarios.advance(model)
         model.step(step)
+        if records is not None:
+            # Simulated seconds onto the wall clock the front-ends stamp values with.
+            wall, now_s = time.time(), model.time_s
+            records.poll(lambda s, wall=wall, now_s=now_s: wall + (s - now_s) / speed)
         modbus.refresh()
         await opcua.notify(opcua.update())
         next_tick += TICK_S
@@ -134,6 +148,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="start a scenario with the simulation: "
                              + "; ".join(f"{s.name}: {s.description}" for s in SCENARIOS.values())
                              .replace("%", "%%"))
+    parser.add_argument("--records-out", type=Path, default=None, metavar="FILE",
+                        help="append a maintenance record (CSV) row per equipment failure, for "
+                             "`refineryiq maintenance import FILE`")
     parser.add_argument("--security", choices=["None", "Basic256Sha256"], default="None",
                         help="OPC-UA security policy")
     parser.add_argument("--cert-dir", type=Path, default=None,
@@ -162,7 +179,7 @@ def main(argv: list[str]) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await serve(args.seed, args.speed, args.tags, args.opcua_port, args.modbus_port, args.plant,
                         host=args.host, control_port=args.control_port, faults=schedule,
-                        security=security, scenario=args.scenario)
+                        security=security, scenario=args.scenario, records_out=args.records_out)
 
     try:
         asyncio.run(run())
