@@ -140,3 +140,35 @@ class DatabaseReads:
                           np.full(n, Reason.NONE, dtype=REASON_DTYPE), downsampled=True,
                           minimum=cols[:, 2].copy(), mean=cols[:, 3].copy(),
                           maximum=cols[:, 4].copy(), count=cols[:, 5].astype(np.int64))
+
+
+@dataclass(frozen=True)
+class FleetValue:
+    """The latest value of one tag of one gateway, with the gateway's site."""
+
+    site: str
+    gateway_id: str
+    tag_id: str
+    ts: float  # epoch seconds
+    value: float  # NaN when the device gave no finite reading
+    quality: int
+    reason: int
+
+
+async def fleet_latest(executor: Executor, tag_ids: list[str] | None = None, *,
+                       site: str | None = None, gateway_id: str | None = None) -> list[FleetValue]:
+    """A central query across the gateways of one historian: the latest value of ``tag_ids``
+    (default: every tag) of every gateway, or of one ``site`` and/or one ``gateway_id`` only,
+    ordered by site, gateway and tag. A tag id names a different instrument in each gateway,
+    so every row says whose it is."""
+    async with acquire(executor) as conn:
+        rows = await conn.fetch(
+            """SELECT g.site, l.gateway_id, l.tag_id, extract(epoch FROM l.time)::float8 AS ts,
+                      coalesce(l.value, 'NaN') AS value, l.quality, l.reason
+               FROM process_data_latest l JOIN gateways g USING (gateway_id)
+               WHERE ($1::text[] IS NULL OR l.tag_id = ANY($1))
+                 AND ($2::text IS NULL OR g.site = $2)
+                 AND ($3::text IS NULL OR l.gateway_id = $3)
+               ORDER BY g.site, l.gateway_id, l.tag_id""", tag_ids, site, gateway_id)
+    return [FleetValue(r["site"], r["gateway_id"], r["tag_id"], r["ts"], r["value"], r["quality"],
+                       r["reason"]) for r in rows]
