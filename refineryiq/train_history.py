@@ -173,9 +173,16 @@ async def read_equipment(store: EmbeddedStore, catalog: Catalog, equipment_id: s
 
 async def collect(state_dir: Path, plant: Plant, kinds: Sequence[EquipmentType], stored: list[StoredRecord],
                   options: TrainOptions, dt: float, since: float | None, until: float | None,
-                  stream: TextIO = sys.stderr) -> tuple[dict[EquipmentType, TypeData], tuple[float, float]]:
+                  stream: TextIO | None = None) -> tuple[dict[EquipmentType, TypeData], tuple[float, float]]:
     """Read the history of every machine of ``kinds`` and cut it at its records."""
+    stream = sys.stderr if stream is None else stream
     catalog = Catalog.build(plant)
+    machines = [(e.id, EquipmentType(e.type)) for e in plant.equipment
+                if e.type in {k.value for k in kinds}]
+    try:
+        signals = {eid: model_signals(plant, eid, kind) for eid, kind in machines}
+    except ValueError as exc:  # a machine without a tag its model needs
+        raise LookupError(f"{exc} (see the plant catalog)") from None
     path = state_dir / HISTORY_FILE
     store = EmbeddedStore(path, retention_s=float("inf"), max_bytes=2**62,
                           tag_ids=[t.id for t in catalog.tags])
@@ -191,9 +198,6 @@ async def collect(state_dir: Path, plant: Plant, kinds: Sequence[EquipmentType],
             raise LookupError(f"no history between {iso(start)} and {iso(end)} in {path} "
                               f"(it holds {iso(float(oldest))} to {iso(float(newest))})")
         grid = np.arange(np.ceil(start / dt) * dt, end + 1e-6, dt)
-        machines = [(e.id, EquipmentType(e.type)) for e in plant.equipment
-                    if e.type in {k.value for k in kinds}]
-        signals = {eid: model_signals(plant, eid, kind) for eid, kind in machines}
         chunks = max(int(np.ceil((grid[-1] - grid[0] + dt) / (READ_CHUNK_H * SECONDS_PER_HOUR))), 1)
         bar = ProgressBar("read history", sum(len(s) for s in signals.values()) * chunks, stream)
         done = [0]
@@ -323,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
     for d in data.values():
         if d.usable < MIN_RUNS:
             continue
-        bar = ProgressBar(f"{d.kind.value}: train", 100)
+        bar = ProgressBar(f"{d.kind.value}: train", 100, sys.stderr)
         model = train_type(d.kind, d.labelled.runs, options,
                            lambda stage, f, bar=bar: bar.update(100 * f, stage),
                            planning_lead_h=config.settings.maintenance.planning_lead_h[d.kind])
@@ -346,9 +350,6 @@ def main(argv: list[str]) -> int:
         return run(args)
     except ConfigError as exc:
         return report_config_error(exc)
-    except ValueError as exc:  # a machine without a tag its model needs
-        print(f"refineryiq train --from-history: {exc}", file=sys.stderr)
-        return EXIT_CONFIG
 
 
 if __name__ == "__main__":

@@ -1,11 +1,15 @@
-"""Failure record files: every bad row is named with its row number, column and the problem."""
+"""Failure record files: every bad row is named with its row number, column and the problem;
+and a machine's history cut at its records into training runs."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
+from analytics.pdm.features import Scaling
+from analytics.pdm.history_dataset import DEFAULT_DOWN_H, EquipmentHistory, label_history, point_sample
 from analytics.pdm.records import (
     FailureRecord,
     format_csv,
@@ -110,3 +114,67 @@ def test_format_csv_reads_back_to_the_same_records_and_digest():
     assert parsed.problems == [] and parsed.records == records
     assert records_sha256(parsed.records) == records_sha256(list(reversed(records)))
     assert iso(T0) == "2026-03-04T10:15:00Z"
+
+
+# -- labelling a machine's history by its records (analytics.pdm.history_dataset) ----------
+
+H = 3600.0
+
+
+def _history(hours: float, gaps: tuple[tuple[float, float], ...] = ()) -> EquipmentHistory:
+    t = T0 + np.arange(0.0, hours * H + 1, 600.0)
+    covered = np.ones(len(t), dtype=bool)
+    for a, b in gaps:
+        covered[(t >= T0 + a * H) & (t < T0 + b * H)] = False
+    return EquipmentHistory("PUMP-101", t, np.column_stack([np.arange(len(t), dtype=float)] * 2), covered,
+                            Scaling(np.zeros(2), np.ones(2)))
+
+
+def _failure(at_h: float, repair_h: float | None = None, row: int = 2) -> FailureRecord:
+    return FailureRecord("PUMP-101", T0 + at_h * H, "bearing failure",
+                         None if repair_h is None else T0 + repair_h * H, row)
+
+
+def test_history_is_cut_at_each_failure_and_the_repair_is_left_out():
+    out = label_history(_history(400.0), [_failure(150.0, 160.0), _failure(300.0)], 7,
+                        min_history_h=100.0, healthy_before_h=50.0)
+    first, second = out.runs
+    assert (first.run_id, second.run_id) == (7, 8)
+    assert first.time_s[0] == T0 and first.time_s[-1] == T0 + 150 * H and first.failure_time_s == T0 + 150 * H
+    assert second.time_s[0] == T0 + 160 * H and second.time_s[-1] == T0 + 300 * H  # after the repair end
+    assert second.wear_onset_s == T0 + 250 * H
+    assert [e.used for e in out.events] == [True, True]
+    # Without a repair end the machine is taken down for DEFAULT_DOWN_H; the tail after that
+    # is censored (no healthy run without censored_cut_h).
+    assert out.censored_h == pytest.approx(400.0 - 300.0 - DEFAULT_DOWN_H)
+
+
+def test_a_gap_cuts_the_run_and_a_short_run_is_skipped_with_its_reason():
+    out = label_history(_history(400.0, gaps=((100.0, 120.0),)), [_failure(200.0), _failure(-5.0, row=3)], 0,
+                        min_history_h=100.0, healthy_before_h=50.0)
+    assert out.runs == []
+    short = next(e for e in out.events if e.failure_s == T0 + 200 * H)
+    assert not short.used and short.history_h == pytest.approx(80.0)
+    assert "only 80.0 h of history before the failure (a gap in the signals cut it), needs 100 h" in short.reason
+    outside = next(e for e in out.events if e.failure_s == T0 - 5 * H)
+    assert "outside the stored history" in outside.reason
+    assert out.gap_h == pytest.approx(20.0)
+
+
+def test_the_censored_tail_becomes_a_healthy_run_less_the_horizon():
+    out = label_history(_history(400.0), [_failure(100.0, 110.0)], 0, min_history_h=50.0,
+                        healthy_before_h=50.0, censored_cut_h=60.0)
+    failing, healthy = out.failing_runs, out.healthy_runs
+    assert len(failing) == 1 and len(healthy) == 1 and healthy[0].run_id == 1
+    assert healthy[0].time_s[0] == T0 + 110 * H and healthy[0].time_s[-1] == T0 + 340 * H
+    assert np.isinf(healthy[0].failure_time_s)
+    assert out.healthy_h == pytest.approx(230.0) and out.censored_h == pytest.approx(60.0)
+
+
+def test_point_sampling_marks_grid_times_without_a_fresh_sample():
+    grid = np.array([0.0, 10.0, 20.0, 30.0, 40.0])
+    values, fresh = point_sample(grid, np.array([5.0, 9.0, 31.0]), np.array([1.0, 2.0, 3.0]), max_age_s=10.0)
+    assert np.isnan(values[0]) and list(values[1:]) == [2.0, 2.0, 2.0, 3.0]
+    assert list(fresh) == [False, True, False, False, True]
+    values, fresh = point_sample(grid[:2], np.array([]), np.array([]), 10.0, prior=(-3.0, 7.0))
+    assert list(values) == [7.0, 7.0] and list(fresh) == [True, False]
