@@ -209,6 +209,22 @@ async def test_the_page_loads_without_console_errors_and_lists_every_catalog_tag
     assert page.errors == []
 
 
+async def test_the_equipment_table_shows_the_condition_baseline_from_the_first_minutes(daemon, page):
+    # A new installation: no trained model yet, the baseline learning from the first run on.
+    cells = "[...document.querySelectorAll('#equipment-rows td.baseline')]"
+    await page.wait_for(f"{cells}.some(c => c.textContent.startsWith('learning'))", 60,
+                        "a baseline cell saying it is learning")
+    status, rows = daemon.get("/api/maintenance/baseline")
+    assert status == 200 and {r["state"] for r in rows} == {"learning"}
+    shown = await page.js(f"Object.fromEntries({cells}.map(c => [c.closest('tr').dataset.equipmentId, "
+                          "[c.textContent, c.title]]))")
+    for r in rows:
+        if r["equipment_id"] in shown:
+            text, title = shown[r["equipment_id"]]
+            assert text.startswith("learning") and text.endswith("%") and "good running data" in title
+    assert page.errors == []
+
+
 async def test_a_browser_gets_the_page_at_root_while_json_clients_keep_the_seed_answer(daemon):
     status, body = daemon.get("/")
     assert status == 200 and body["status"] == "online"

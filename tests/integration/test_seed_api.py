@@ -228,6 +228,21 @@ def test_maintenance_predictions_are_a_list_without_invented_rows(daemon):
                       "model_source timestamp shap_explanation")
 
 
+def test_the_condition_baseline_shows_learning_progress_from_the_first_run(daemon):
+    # No model is trained yet; the baseline says it learns and how far it got, per machine.
+    daemon.wait_for(lambda: daemon.get("/api/maintenance/baseline")[1], 30, "the first baseline run")
+    status, rows = daemon.get("/api/maintenance/baseline")
+    assert status == 200
+    assert {r["equipment_type"] for r in rows} == {"PUMP", "COMPRESSOR", "FURNACE", "EXCHANGER", "VALVE"}
+    for r in rows:
+        has_fields(r, "equipment_id equipment_name state progress_pct learned_h learning_h score "
+                      "deviating top_signals")
+        assert r["state"] == "learning" and 0 <= r["progress_pct"] < 100 and r["learning_h"] == 168
+    _, health = daemon.get("/health")
+    baseline = health["maintenance"]["baseline"]
+    assert baseline["enabled"] and set(baseline["equipment"]) == {r["equipment_id"] for r in rows}
+
+
 # ----------------------------------------------------------------------------- normalized
 
 

@@ -125,7 +125,7 @@ LEARN_H, HEALTHY_H = 168.0, 168.0
 
 @functools.cache
 def _pump_run():
-    """PUMP-305 (seed 2): a learning week, a healthy week, then its bearing wears to failure."""
+    """PUMP-101 (seed 2): a learning week, a healthy week, then its bearing wears to failure."""
     kind = EquipmentType.PUMP
     run = run_to_failure(kind.value, seed=2, dt=120.0, healthy_h=LEARN_H + HEALTHY_H)
     signals = model_signals(PLANT, run.equipment_id, kind)

@@ -4,10 +4,15 @@
 the page; a JSON client keeps the seed's answer (``seed_dashboard.get_root``). ``/status``
 always serves the page. The page is static HTML with ES modules (``gateway/northbound/http/static/``) that
 read the same API as any client (``/api/tags/live``, ``/api/stream``, ``/api/alarms``,
-``/api/analytics/*``, ``/api/tags/{tag_id}/history``, ``/api/tags/writable``,
-``/api/tags/writes``): no build step, no separate web server. A logged-in user with a tag's
+``/api/analytics/*``, ``/api/maintenance/baseline``, ``/api/tags/{tag_id}/history``,
+``/api/tags/writable``, ``/api/tags/writes``): no build step, no separate web server. A logged-in user with a tag's
 ``write_role`` changes it through ``POST /api/tags/{tag_id}/write`` after a confirmation step
 that shows the old and the new value (``static/js/writes.js``).
+
+The equipment table shows, per machine, the condition baseline
+(:mod:`analytics.pdm.baseline`): ``learning n %`` from the first baseline run after start,
+then the deviation score with the signal that moved most (its contributions in the cell's
+title), in red while the machine deviates.
 
 Layout: no table may be wider than its panel at 1366x768, 1600x900 or 1920x1080 (the
 equipment table's headers and worst-signal column wrap; one column per table, ``td.fill``,

@@ -1,4 +1,5 @@
-// Analytics panels: plant and unit KPIs with OEE, equipment health, tanks, energy per unit.
+// Analytics panels: plant and unit KPIs with OEE, equipment health (with the condition
+// baseline of /api/maintenance/baseline), tanks, energy per unit.
 // Analytics runs on a schedule (about a minute), so these are polled, not streamed.
 
 import { getJson } from "./api.js";
@@ -32,7 +33,32 @@ export function renderKpis(plantNode, unitsNode, body) {
         [el("dt", {}, label), el("dd", {}, num(u[key], digits))])))));
 }
 
-export function renderEquipment(node, rows, names) {
+/** The condition baseline's cell: "learning 12 %", or the score and the signal that moved most. */
+export function baselineCell(b) {
+  if (!b) return el("td", { className: "fill baseline", title: "no condition baseline" }, "—");
+  let text, title, cls = "fill baseline";
+  if (b.state === "learning") {
+    text = `learning ${num(b.progress_pct, 0)} %`;
+    title = `Condition baseline learning: ${num(b.learned_h, 1)} of ${num(b.learning_h, 0)} h of good running data`
+      + (b.running === false ? " (not running now)" : "") + (b.reason ? ` — ${b.reason}` : "");
+  } else if (b.state === "active") {
+    const top = (b.top_signals || [])[0];
+    const arrow = top ? (top.direction === "above" ? "▲" : "▼") : "";
+    text = b.score === null || b.score === undefined ? "active"
+      : `${num(b.score, 2)}${top && b.score > 1 ? ` ${arrow} ${top.signal}` : ""}`;
+    title = `Condition baseline: score ${num(b.score, 2)} (1.00 = edge of the learned normal envelope)`
+      + (b.deviating ? ", DEVIATING" : "") + ((b.top_signals || []).length
+        ? `; moved most: ${b.top_signals.map((t) => `${t.signal} ${t.tag_id} ${t.direction} ${num(t.contribution_pct, 0)} %`).join(", ")}` : "")
+      + (b.running === false ? "; not running now" : "");
+    if (b.deviating) cls += " baseline-deviating";
+  } else {
+    text = "unavailable";
+    title = b.reason || "no condition baseline";
+  }
+  return el("td", { className: cls, title, dataset: { state: b.state } }, text);
+}
+
+export function renderEquipment(node, rows, names, baselines = {}) {
   node.replaceChildren(...rows.map((r) =>
     el("tr", { dataset: { equipmentId: r.equipment_id } },
       el("td", { title: `${names[r.equipment_id] || ""} (${r.unit_id || ""})` }, r.equipment_id),
@@ -41,7 +67,18 @@ export function renderEquipment(node, rows, names) {
       el("td", { className: "worst", title: r.worst_tag ? `${r.worst_kind} ${r.worst_tag}` : "" },
         r.worst_tag ? `${r.worst_kind} ${r.worst_tag}` : "—"),
       el("td", { className: "n" }, r.failure_probability_pct === null
-        || r.failure_probability_pct === undefined ? "—" : `${num(r.failure_probability_pct, 1)} %`))));
+        || r.failure_probability_pct === undefined ? "—" : `${num(r.failure_probability_pct, 1)} %`),
+      baselineCell(baselines[r.equipment_id]))));
+}
+
+/** The condition baseline by equipment_id ({} when the route is unavailable). */
+async function baselineMap() {
+  try {
+    const rows = await getJson("/api/maintenance/baseline");
+    return Object.fromEntries((rows || []).map((b) => [b.equipment_id, b]));
+  } catch {
+    return {};
+  }
 }
 
 export function renderTanks(node, rows) {
@@ -92,7 +129,8 @@ export function renderEnergy(node, chartNode, rows) {
 export async function refreshAnalytics(nodes, names, onError) {
   const jobs = [
     getJson("/api/analytics/kpis").then((b) => renderKpis(nodes.plantKpis, nodes.unitCards, b)),
-    getJson("/api/analytics/equipment").then((b) => renderEquipment(nodes.equipment, b.equipment, names)),
+    Promise.all([getJson("/api/analytics/equipment"), baselineMap()])
+      .then(([b, baselines]) => renderEquipment(nodes.equipment, b.equipment, names, baselines)),
     getJson("/api/analytics/tanks").then((b) => renderTanks(nodes.tanks, b.tanks)),
     getJson("/api/analytics/energy?hours=1").then((b) => renderEnergy(nodes.energy, nodes.energyChart, latestEnergy(b.rows))),
   ];
