@@ -314,13 +314,17 @@ class MaintenanceService:
         log.info("maintenance.training_started", runs=self.settings.train_runs,
                  dt_s=self.settings.train_dt_s, out=str(self.models_dir))
         started = time.monotonic()
+        # Its own process group (its workers are stopped with it) but the daemon's session:
+        # with the kernel's autogroup scheduling (a desktop or a shell, not a systemd unit
+        # with CPUWeight=) a new session would be a scheduling group of its own, as heavy as
+        # the daemon's whatever its nice value.
         proc = await asyncio.create_subprocess_exec(
             *self.train_command(), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-            start_new_session=True)  # its own process group: its workers are stopped with it
+            process_group=0)
         try:
             os.setpriority(os.PRIO_PROCESS, proc.pid, TRAIN_NICE)  # its workers inherit it
-        except OSError:
-            pass
+        except OSError as exc:  # a seccomp filter without setpriority (see systemd/README.md)
+            log.warning("maintenance.training_not_niced", error=str(exc))
         try:
             said: set[str] = set()
             await asyncio.gather(self._log_output(proc.stdout, progress=False, said=said),
