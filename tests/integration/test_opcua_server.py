@@ -24,6 +24,7 @@ from drivers.batch import Batch
 from drivers.quality import Quality, Reason
 from gateway.ingest.live_cache import LiveCache
 from gateway.northbound.opcua import address_space as opcua_server_space
+from gateway.northbound.opcua import standard_nodes
 from gateway.northbound.opcua.runtime import ChangeSource, NorthboundServer, ServerThread
 from gateway.northbound.opcua.status import status_code
 from gateway.settings import OpcUaServerSettings, load_config
@@ -239,8 +240,7 @@ async def test_clients_cannot_write_a_property_or_a_name(daemon):
 # --------------------------------------------------------------------------- address space memory
 
 
-async def test_nodes_share_their_constant_attributes_but_not_their_values(monkeypatch):
-    monkeypatch.setattr(opcua_server_space, "BUILD_SLICE_TAGS", 7)  # several slices
+async def test_nodes_share_their_constant_attributes_but_not_their_values():
     catalog = Catalog.build(load_plant(ROOT / "config/plant.toml"), synthetic_tags=20)
     server = Server()
     await server.init()
@@ -266,6 +266,58 @@ async def test_nodes_share_their_constant_attributes_but_not_their_values(monkey
     for node_id in (ua.NodeId(first, 2), oee, plant_oee, space.figures[("Gateway", "status")]):
         assert nodes.read_attribute_value(node_id, A.Value).StatusCode.value == SC.BadWaitingForInitialData
     assert nodes[oee].attributes[A.Value] is not nodes[plant_oee].attributes[A.Value]
+
+
+async def test_tag_nodes_are_created_on_first_touch_with_their_live_value():
+    catalog = Catalog.build(load_plant(ROOT / "config/plant.toml"), synthetic_tags=120)
+    live = LiveCache(len(catalog))
+    server = Server()
+    await server.init()
+    await server.register_namespace(opcua_server_space.NAMESPACE_URI)
+    space = await opcua_server_space.build_address_space(server, catalog, live=live)
+    nodes = server.iserver.aspace
+    assert space.lazy is not None and space.lazy.created == 0
+    assert all(attr is None for attr in space.tag_attrs)
+    i = catalog.index["SYN-00060"]
+    live.update(Batch.build("bench", "bench", 1_700_000_000.0, 1_700_000_000.0,
+                            np.array([i], dtype=np.int32), np.array([42.5]),
+                            np.array([Quality.GOOD]), np.array([Reason.NONE])))
+    # A browse of its folder names every tag without creating one.
+    folder = ua.NodeId("RefineryIQ/Synthetic/SYN-00051..00100", 2)
+    browse = ua.BrowseDescription(NodeId=folder, BrowseDirection=ua.BrowseDirection.Forward,
+                                  ReferenceTypeId=ua.NodeId(ua.ObjectIds.HierarchicalReferences),
+                                  IncludeSubtypes=True, ResultMask=ua.BrowseResultMask.All)
+    refs = server.iserver.view_service.browse(ua.BrowseParameters(NodesToBrowse=[browse]))[0].References
+    assert [r.BrowseName.Name for r in refs] == [f"SYN-{n:05d}" for n in range(51, 101)]
+    assert space.lazy.created == 0 and ua.NodeId("SYN-00060", 2) in nodes
+    assert ua.NodeId("SYN-00060/Nope", 2) not in nodes and ua.NodeId("NOPE-1", 2) not in nodes
+    # A read of one of its properties creates the tag, its properties, and its live Value.
+    units = nodes.read_attribute_value(ua.NodeId("SYN-00060/EngineeringUnits", 2), ua.AttributeIds.Value)
+    assert units.Value.Value.DisplayName.Text == "%"
+    assert space.lazy.created == 1 and space.tag_attrs[i] is not None
+    value = nodes.read_attribute_value(ua.NodeId("SYN-00060", 2), ua.AttributeIds.Value)
+    assert (value.Value.Value, value.StatusCode.value) == (42.5, SC.Good)
+    assert value.SourceTimestamp.timestamp() == 1_700_000_000.0
+    tag = nodes[ua.NodeId("SYN-00060", 2)]
+    assert sorted(r.BrowseName.Name for r in tag.references if r.IsForward
+                  and r.ReferenceTypeId == ua.NodeId(ua.ObjectIds.HasProperty)) == [
+        "EURange", "EngineeringUnits", "InstrumentRange"]
+    # The folder still lists each tag once; other tags are still not created.
+    refs = server.iserver.view_service.browse(ua.BrowseParameters(NodesToBrowse=[browse]))[0].References
+    assert len(refs) == 50 and space.lazy.created == 1
+
+
+async def test_the_standard_nodes_come_compressed_from_a_child_process():
+    server = Server()
+    assert await standard_nodes.install(server)
+    await server.init()
+    table = server.iserver.aspace._nodes
+    assert isinstance(table, standard_nodes.CompactNodes)
+    created = len(table)
+    assert created < 1000 < len(table.source)  # most of the 6,174 standard nodes wait compressed
+    node = server.get_node(ua.NodeId(ua.ObjectIds.AlarmConditionType))
+    assert (await node.read_browse_name()).Name == "AlarmConditionType"
+    assert len(table) > created
 
 
 async def test_a_standard_node_written_after_sharing_keeps_the_others_unchanged():

@@ -5,15 +5,19 @@ high-level ``add_variable`` costs an await and a sibling scan per node: minutes 
 tags).
 
 Memory: asyncua keeps every attribute of every node as its own AttributeValue, DataValue,
-Variant and StatusCode objects, about 31 KB per tag with its three properties, most of it
-the same few values (AccessLevel, WriteMask, DataType, ValueRank, the properties' browse
-names, ...) repeated 40,000 times. After each slice of nodes is added, the attributes that
-nothing ever writes are made to share one AttributeValue per distinct value
-(:func:`share_constant_attributes`); the slice's copies are freed before the next slice
-allocates, so the process never holds them all. What stays per node is what differs: its
-NodeId, names, references, and the Value of a tag or figure. asyncua's own standard nodes
-(about 6,000, 50 MB) share their equal attribute DataValues too
-(:func:`share_standard_values`), before our nodes are built so that they reuse the memory.
+Variant and StatusCode objects: about 10 KB per tag with its properties (four nodes), 100 MB
+at 10,000 tags, even after equal attributes are shared. So the tag nodes are *lazy*: the
+build creates the folders and, in each folder, the forward reference of every tag (what a
+Browse of the folder returns), and registers :class:`LazyTags` with the node table
+(:class:`gateway.northbound.opcua.standard_nodes.CompactNodes`). The first time anything
+touches a tag's node or one of its properties (a client's Browse, Read, TranslateBrowsePath,
+subscription or write, or an alarm event naming it), the tag and its properties are created
+with asyncua's own add-node code from the same AddNodesItems as before, their Value set
+from the gateway's live cache, and kept from then on: a client sees the same nodes,
+attributes and references, created later. Untouched, a tag costs its folder reference
+(about 0.7 KB); touched, what it cost before. The attributes that nothing ever writes are
+shared: one AttributeValue per distinct value (:func:`share_constant_attributes`), and
+asyncua's standard nodes are held compressed until touched (``standard_nodes.py``).
 
 - every tag: an AnalogItemType variable (Double) with node id ``ns=2;s=<tag_id>``, read-only
   unless the tag is writable (then CurrentRead|CurrentWrite, see ``writes.py``),
@@ -24,7 +28,7 @@ NodeId, names, references, and the Value of a tag or figure. asyncua's own stand
   ``RefineryIQ/Gateway/<figure>`` (health status, reasons, counters) and
   ``RefineryIQ/Alarms/<figure>`` (the active alarm list).
 
-Tag values are written by :meth:`TagWriter.write`, the hot path: it sets each node's
+Tag values are written by :meth:`TagWriter.write`, the hot path: it sets each created node's
 attribute value directly and, for a node no client monitors, reuses its DataValue object,
 changing only the value, status and timestamps (a new DataValue and
 ``write_attribute_value`` per node cost several times as much). A node with datachange
@@ -45,10 +49,16 @@ from typing import Any
 
 import numpy as np
 from asyncua import Server, ua
+from asyncua.crypto.permission_rules import User, UserRole
 
-from gateway.northbound.opcua.status import GOOD, is_bad
+from gateway.ingest.live_cache import LiveCache
+from gateway.northbound.opcua.standard_nodes import CompactNodes
+from gateway.northbound.opcua.status import GOOD, is_bad, status_code
+from gateway.runtime.logs import get_logger
 from plant.catalog import SYNTHETIC_PREFIX, Catalog
 from plant.schema import Tag
+
+log = get_logger("gateway.northbound.opcua.address_space")
 
 NAMESPACE_URI = "urn:refineryiq:gateway:plant"
 NS = 2
@@ -57,8 +67,6 @@ SYNTHETIC_FOLDER = "Synthetic"
 PLANT_FOLDER = "Plant"  # tags without a unit
 # asyncua scans every sibling when it adds a node, so synthetic tags sit in folders of 50.
 SYNTHETIC_FOLDER_SIZE = 50
-# Tags added per add_nodes slice (with their properties: about 4 nodes each).
-BUILD_SLICE_TAGS = 1000
 _DOUBLE = ua.VariantType.Double
 _READ = ua.AccessLevel.CurrentRead.mask
 # Writable tags (plant.toml writable = true): clients may write their Value, and only that;
@@ -68,6 +76,7 @@ _READ_WRITE = _READ | ua.AccessLevel.CurrentWrite.mask
 _OWN_ATTRIBUTES = frozenset({ua.AttributeIds.NodeId, ua.AttributeIds.Value})
 # A property's Value (range, engineering units) is set once when it is built.
 _OWN_PROPERTY_ATTRIBUTES = frozenset({ua.AttributeIds.NodeId})
+_ADMIN = User(role=UserRole.Admin)  # the server itself adds lazy nodes
 
 # UNECE Recommendation 20 common codes of the catalog's engineering units (Part 8, 5.6.3).
 UNECE_CODES = {"°C": "CEL", "%": "P1", "A": "AMP", "kW": "KWT", "mm/s": "C16", "psig": "PS",
@@ -135,8 +144,9 @@ def figure_id(*path: str) -> ua.NodeId:
 class AddressSpace:
     """Handles of the built address space (used by the writers)."""
 
-    tag_attrs: list[Any]  # asyncua AttributeValue of each catalog tag's Value
+    tag_attrs: list[Any]  # asyncua AttributeValue of each tag's Value; None until created
     tag_nodes: list[ua.NodeId]
+    lazy: LazyTags | None = None
     figures: dict[tuple[str, ...], ua.NodeId] = field(default_factory=dict)
     root: ua.NodeId = field(default_factory=lambda: folder_id())
 
@@ -192,9 +202,12 @@ class _Builder:
 
 
 async def build_address_space(server: Server, catalog: Catalog,
-                              writable: frozenset[str] = frozenset()) -> AddressSpace:
-    """Create every node the gateway serves under ``Objects/RefineryIQ``; the tags named in
-    ``writable`` get AccessLevel CurrentRead|CurrentWrite, every other node CurrentRead."""
+                              writable: frozenset[str] = frozenset(),
+                              live: LiveCache | None = None) -> AddressSpace:
+    """Create every node the gateway serves under ``Objects/RefineryIQ`` (the tag nodes
+    lazily, see the module docstring); the tags named in ``writable`` get AccessLevel
+    CurrentRead|CurrentWrite, every other node CurrentRead. A tag node created later takes
+    its first Value from ``live`` (None: BadWaitingForInitialData)."""
     b = _Builder()
     shared = SharedAttributes()
     root = b.folder(ua.NodeId(ua.ObjectIds.ObjectsFolder), folder_id(), ROOT)
@@ -211,33 +224,123 @@ async def build_address_space(server: Server, catalog: Catalog,
     _figures(b, root, ("Alarms",), ALARM_FIGURES)
     figures = {tuple(str(it.RequestedNewNodeId.Identifier).split("/")[1:]): it.RequestedNewNodeId
                for it in b.variables}
+    n_plant = len(plant.tags)
+    parents = [_tag_parent(b, root, tag, i - n_plant, len(catalog) - n_plant)
+               for i, tag in enumerate(catalog.tags)]
     await b.commit(server, shared)
     aspace = server.iserver.aspace
     for node_id in figures.values():  # nothing computed yet: Bad, not a Good null
         aspace.get(node_id).attributes[ua.AttributeIds.Value].value = _waiting()
-    n_plant = len(plant.tags)
-    tag_nodes = []
-    for i, tag in enumerate(catalog.tags):
-        if i and i % BUILD_SLICE_TAGS == 0:
-            await b.commit(server, shared)
-        parent = _tag_parent(b, root, tag, i - n_plant, len(catalog) - n_plant)
-        node_id = tag_node_id(tag.id)
-        tag_nodes.append(node_id)
-        b.variable(parent, node_id, tag.id, ua.Variant(None, ua.VariantType.Null),
+    lazy = LazyTags(server, catalog, parents, writable, shared, live)
+    lazy.add_folder_references()
+    nodes = aspace._nodes
+    if not isinstance(nodes, CompactNodes):  # the standard nodes were built in-process
+        nodes = aspace._nodes = CompactNodes({}, cache=nodes)
+    nodes.lazy = lazy
+    return AddressSpace(tag_attrs=lazy.attrs, tag_nodes=lazy.node_ids, figures=figures,
+                        root=root, lazy=lazy)
+
+
+class LazyTags:
+    """The tag nodes (variable and properties) of the catalog, created on first touch.
+
+    Called by the node table (:class:`CompactNodes`) on the server's loop, synchronously,
+    from inside whatever asyncua service asked for the node.
+    """
+
+    def __init__(self, server: Server, catalog: Catalog, parents: list[ua.NodeId],
+                 writable: frozenset[str], shared: SharedAttributes, live: LiveCache | None):
+        self.server = server
+        self.catalog = catalog
+        self.parents = parents
+        self.writable = writable
+        self.shared = shared
+        self.live = live
+        self.node_ids = [tag_node_id(t.id) for t in catalog.tags]
+        self.attrs: list[Any] = [None] * len(catalog)
+        self.created = 0
+        self._building: set[ua.NodeId] = set()
+
+    def add_folder_references(self) -> None:
+        """The forward HasComponent reference of every tag in its folder (what asyncua's
+        add-node code adds to the parent; it finds it there when the tag is created)."""
+        aspace = self.server.iserver.aspace
+        has_component = _node_id(ua.ObjectIds.HasComponent)
+        analog_item = _node_id(ua.ObjectIds.AnalogItemType)
+        for tag, node_id, parent in zip(self.catalog.tags, self.node_ids, self.parents, strict=True):
+            desc = ua.ReferenceDescription()
+            desc.ReferenceTypeId = has_component
+            desc.NodeId = node_id
+            desc.NodeClass = ua.NodeClass.Variable
+            desc.BrowseName = ua.QualifiedName(tag.id, NS)
+            desc.DisplayName = ua.LocalizedText(tag.id)
+            desc.TypeDefinition = analog_item
+            desc.IsForward = True
+            aspace[parent].references.append(desc)
+
+    def knows(self, node_id: Any) -> bool:
+        """A tag node or one of its properties, not created yet (nor being created)."""
+        if (not isinstance(node_id, ua.NodeId) or node_id.NamespaceIndex != NS
+                or not isinstance(node_id.Identifier, str) or node_id in self._building):
+            return False
+        tag_id, _, prop = node_id.Identifier.partition("/")
+        i = self.catalog.index.get(tag_id)
+        return i is not None and (not prop or prop in _property_names(self.catalog.tags[i]))
+
+    def materialize(self, node_id: ua.NodeId) -> None:
+        """Create the tag of ``node_id`` and its properties (asyncua's add-node code)."""
+        i = self.catalog.index[node_id.Identifier.partition("/")[0]]
+        tag = self.catalog.tags[i]
+        b = _Builder()
+        b.variable(self.parents[i], self.node_ids[i], tag.id, ua.Variant(None, ua.VariantType.Null),
                    ua.ObjectIds.Double, ua.ObjectIds.AnalogItemType,
-                   access=_READ_WRITE if tag.id in writable else _READ)
-        b.prop(node_id, "EURange", ua.Range(Low=tag.normal_min, High=tag.normal_max),
-               ua.ObjectIds.Range)
-        if tag.instrument_min is not None and tag.instrument_max is not None:
-            b.prop(node_id, "InstrumentRange",
-                   ua.Range(Low=tag.instrument_min, High=tag.instrument_max), ua.ObjectIds.Range)
-        b.prop(node_id, "EngineeringUnits", eu_information(tag.engineering_units),
-               ua.ObjectIds.EUInformation)
-    await b.commit(server, shared)
-    attrs = [aspace.get(n).attributes[ua.AttributeIds.Value] for n in tag_nodes]
-    for attr in attrs:  # a tag not read yet: Bad, waiting for its first value
-        attr.value = _waiting()
-    return AddressSpace(tag_attrs=attrs, tag_nodes=tag_nodes, figures=figures, root=root)
+                   access=_READ_WRITE if tag.id in self.writable else _READ)
+        _properties(b, self.node_ids[i], tag)
+        aspace = self.server.iserver.aspace
+        service = self.server.iserver.node_mgt_service
+        groups = ((b.variables, _OWN_ATTRIBUTES), (b.properties, _OWN_PROPERTY_ATTRIBUTES))
+        ids = [it.RequestedNewNodeId for items, _ in groups for it in items]
+        self._building.update(ids)
+        try:
+            for items, own in groups:
+                for item in items:
+                    result = service._add_node(item, _ADMIN)
+                    if not result.StatusCode.is_good():
+                        raise RuntimeError(f"could not create OPC-UA node {item.RequestedNewNodeId}: "
+                                           f"{result.StatusCode}")
+                share_constant_attributes(aspace, [it.RequestedNewNodeId for it in items], own,
+                                          self.shared)
+        finally:
+            self._building.difference_update(ids)
+        attr = aspace[self.node_ids[i]].attributes[ua.AttributeIds.Value]
+        attr.value = self.current(i)
+        self.attrs[i] = attr
+        self.created += 1
+
+    def current(self, i: int) -> ua.DataValue:
+        """The tag's DataValue from the live cache, as the flush would write it."""
+        live = self.live
+        if live is None:
+            return _waiting()
+        code = status_code(live.quality[i], live.reason[i])
+        ts = float(live.source_ts[i])
+        source = dt.datetime.fromtimestamp(ts, dt.UTC) if ts > 0 else None
+        return data_value(float(live.values[i]), code, source, dt.datetime.now(dt.UTC))
+
+
+def _property_names(tag: Tag) -> tuple[str, ...]:
+    if tag.instrument_min is not None and tag.instrument_max is not None:
+        return ("EURange", "InstrumentRange", "EngineeringUnits")
+    return ("EURange", "EngineeringUnits")
+
+
+def _properties(b: _Builder, node_id: ua.NodeId, tag: Tag) -> None:
+    b.prop(node_id, "EURange", ua.Range(Low=tag.normal_min, High=tag.normal_max), ua.ObjectIds.Range)
+    if tag.instrument_min is not None and tag.instrument_max is not None:
+        b.prop(node_id, "InstrumentRange",
+               ua.Range(Low=tag.instrument_min, High=tag.instrument_max), ua.ObjectIds.Range)
+    b.prop(node_id, "EngineeringUnits", eu_information(tag.engineering_units),
+           ua.ObjectIds.EUInformation)
 
 
 def _waiting() -> ua.DataValue:
@@ -398,6 +501,8 @@ class TagWriter:
         for i, value, code, ts in zip(index.tolist(), values.tolist(), codes.tolist(),
                                       source_ts.tolist(), strict=True):
             attr = attrs[i]
+            if attr is None:  # no node yet: it takes the live value when created
+                continue
             source = dt.datetime.fromtimestamp(ts, dt.UTC) if ts > 0 else None
             dv = attr.value
             if (own[i] and not attr.datachange_callbacks and code == GOOD

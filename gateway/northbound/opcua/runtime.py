@@ -25,6 +25,7 @@ from asyncua.common.event_objects import AlarmCondition
 
 from analytics.alarm_types import AlarmState, AlarmTransition
 from gateway.ingest.live_cache import LiveCache
+from gateway.northbound.opcua import standard_nodes
 from gateway.northbound.opcua.address_space import (
     NAMESPACE_URI,
     NS,
@@ -131,6 +132,7 @@ class NorthboundServer:
         user_manager = (HashedUsers(self.settings.users)
                         if sec == OpcUaServerSecurity.BASIC256SHA256 else AnonymousReader())
         server = Server(user_manager=user_manager)
+        await standard_nodes.install(server)
         await server.init()
         server.allow_remote_admin(False)
         server.set_endpoint(f"opc.tcp://{self.settings.host}:{self.settings.port}")
@@ -149,7 +151,8 @@ class NorthboundServer:
         if ns != NS:
             raise RuntimeError(f"namespace {NAMESPACE_URI} registered as ns={ns}, expected {NS}")
         share_standard_values(server.iserver.aspace)
-        self.space = await build_address_space(server, self.catalog, self.writable)
+        self.space = await build_address_space(server, self.catalog, self.writable,
+                                                self.changes.live)
         if self.writes is not None and self.writable:
             roles = ({u.username: Role.parse(u.role) for u in self.settings.users}
                      if sec == OpcUaServerSecurity.BASIC256SHA256 else None)

@@ -1,0 +1,150 @@
+"""asyncua's standard address space, built in a child process and held compressed.
+
+``Server.init()`` builds the OPC-UA standard nodeset (6,174 nodes: types, the Server object,
+...) as Python objects: about 50 MB resident for the life of the process, at any tag count,
+though a running gateway touches a few hundred of those nodes. Instead, :func:`load` runs
+``python -m gateway.northbound.opcua.standard_nodes`` once at start: the child builds the
+nodeset with asyncua's own code and writes every node pickled and zlib-compressed to its
+stdout (about 6 MB), then exits. The server's address space holds those bytes in a
+:class:`CompactNodes` mapping, which unpickles a node the first time anything (a client's
+browse or read, asyncua itself) touches it and keeps it from then on, as asyncua's own
+shelf-backed ``LazyLoadingDict`` does, without a file on disk. What clients see is the same
+nodeset; a node is only materialised later.
+
+If the child fails (it should not), the server builds the nodeset in-process as before, with
+a warning: the gateway serves the same address space with the old memory cost.
+
+The child costs ~3 s of CPU and ~100 MB for those seconds, once per start (the in-process
+build cost the same CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import pickle
+import subprocess
+import sys
+import zlib
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from asyncua import Server, ua
+
+from gateway.runtime.logs import get_logger
+
+log = get_logger("gateway.northbound.opcua.standard_nodes")
+
+MODULE = "gateway.northbound.opcua.standard_nodes"
+BUILD_TIMEOUT_S = 180.0
+
+
+class CompactNodes(MutableMapping):
+    """The address space's node table: nodes built by the server live in ``cache``; standard
+    nodes wait in ``source`` (compressed pickles by NodeId string) until first touched."""
+
+    def __init__(self, source: dict[str, bytes], cache: dict[ua.NodeId, Any] | None = None):
+        self.source = source
+        self.cache: dict[ua.NodeId, Any] = {} if cache is None else cache
+        # Nodes created on first touch (the address space's tags): knows(key), materialize(key)
+        self.lazy: Any = None
+
+    def __getitem__(self, key: ua.NodeId) -> Any:
+        try:
+            return self.cache[key]
+        except KeyError:
+            pass
+        blob = self.source.pop(key.to_string(), None) if isinstance(key, ua.NodeId) else None
+        if blob is not None:
+            node = self.cache[key] = pickle.loads(zlib.decompress(blob))
+            return node
+        lazy = self.lazy
+        if lazy is not None and lazy.knows(key):
+            try:
+                lazy.materialize(key)
+            except Exception:
+                log.exception("a lazy OPC-UA node could not be created", node_id=key.to_string())
+            if key in self.cache:
+                return self.cache[key]
+        raise KeyError(key)
+
+    def __setitem__(self, key: ua.NodeId, value: Any) -> None:
+        self.cache[key] = value
+
+    def __delitem__(self, key: ua.NodeId) -> None:
+        found = self.cache.pop(key, None) is not None
+        if isinstance(key, ua.NodeId):
+            found = self.source.pop(key.to_string(), None) is not None or found
+        if not found:
+            raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        if key in self.cache:
+            return True
+        if not isinstance(key, ua.NodeId):
+            return False
+        return key.to_string() in self.source or (self.lazy is not None and self.lazy.knows(key))
+
+    def __iter__(self) -> Iterator[ua.NodeId]:
+        """The nodes created so far only (asyncua's LazyLoadingDict does the same)."""
+        return iter(self.cache)
+
+    def __len__(self) -> int:
+        return len(self.cache)
+
+    @property
+    def stored_bytes(self) -> int:
+        return sum(len(b) for b in self.source.values())
+
+
+def build() -> dict[str, bytes]:
+    """The standard nodeset as {NodeId string: zlib(pickle(NodeData))} (run in the child)."""
+    from asyncua.server.internal_server import InternalServer
+
+    async def fill() -> Any:
+        iserver = InternalServer()
+        await iserver.load_standard_address_space()
+        return iserver.aspace
+
+    aspace = asyncio.run(fill())
+    return {node_id.to_string(): zlib.compress(pickle.dumps(node, protocol=pickle.HIGHEST_PROTOCOL), 6)
+            for node_id, node in aspace._nodes.items()}
+
+
+def _run_child() -> dict[str, bytes]:
+    proc = subprocess.run([sys.executable, "-m", MODULE], stdin=subprocess.DEVNULL,
+                          capture_output=True, timeout=BUILD_TIMEOUT_S, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}")
+    source = pickle.loads(proc.stdout)
+    if not isinstance(source, dict) or not source:
+        raise RuntimeError("the child sent no nodes")
+    return source
+
+
+async def install(server: Server) -> bool:
+    """Make ``server.init()`` take its standard nodes from the child (call before init);
+    False (and asyncua's in-process build) when the child failed."""
+    try:
+        source = await asyncio.to_thread(_run_child)
+    except Exception as exc:
+        log.warning("standard OPC-UA nodes built in-process (the child failed)",
+                    error=f"{type(exc).__name__}: {exc}")
+        return False
+    iserver = server.iserver
+
+    async def load_standard_address_space(shelf_file: Any = None) -> None:
+        iserver.aspace._nodes = CompactNodes(source)
+
+    iserver.load_standard_address_space = load_standard_address_space  # type: ignore[method-assign]
+    return True
+
+
+def main() -> int:
+    """Child: write the compressed standard nodeset to stdout."""
+    sys.stdout.buffer.write(pickle.dumps(build(), protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
