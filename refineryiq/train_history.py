@@ -99,9 +99,14 @@ class TypeData:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="refineryiq train --from-history",
-        description="train the predictive-maintenance models on the gateway's own history, "
-                    "labelled by the failure records of `refineryiq maintenance import`")
+        prog="refineryiq train",
+        description="train the predictive-maintenance models on the gateway's own history "
+                    "(<state_dir>/history.sqlite), labelled by the failure records of "
+                    "`refineryiq maintenance import`",
+        epilog=f"A type needs at least {MIN_RUNS} failure events (half are held out) with "
+               f"{MIN_HISTORY_HORIZONS:g} horizons of history before each; with fewer it is refused "
+               f"with the reason. Exit codes: 0 models written, {EXIT_TOO_FEW_EVENTS} too few failure "
+               f"events, 2 configuration error, 1 anything else.")
     parser.add_argument("--from-history", action="store_true", required=True,
                         help="train on the plant's history (this command)")
     parser.add_argument("--types", default=None,

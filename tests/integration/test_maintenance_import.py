@@ -29,6 +29,9 @@ def _records(state: Path):
 def test_import_then_reimport_adds_nothing_and_list_shows_the_records(tmp_path, state, capsys):
     path = tmp_path / "records.csv"
     path.write_text(GOOD)
+    assert main(["maintenance", "import", "--dry-run", str(path)]) == 0
+    assert "2 good rows, 0 bad (dry run, nothing imported)" in capsys.readouterr().out
+    assert not (state / "maintenance.sqlite").exists()
     assert main(["maintenance", "import", str(path)]) == 0
     assert "2 added, 0 updated, 0 already present" in capsys.readouterr().out
     assert main(["maintenance", "import", str(path)]) == 0

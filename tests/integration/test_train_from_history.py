@@ -141,3 +141,21 @@ async def test_the_live_simulator_writes_a_record_row_when_a_machine_fails(tmp_p
     assert started - 1 <= pump.failure_s <= time.time() + 1  # on the wall clock of the values
     # 8 h of simulated repair at 3600x is 8 s of wall time.
     assert pump.repair_end_s == pytest.approx(pump.failure_s + 8.0, abs=1.0)
+
+
+@pytest.mark.slow
+def test_every_type_trains_on_half_a_year_of_simulated_plant_history(tmp_path, monkeypatch, capsys):
+    """5000 simulated hours (about 70 s): every type has 5 to 30 failures; all five train."""
+    monkeypatch.setenv("REFINERYIQ_STATE_DIR", str(tmp_path / "state"))
+    plant = load_config(CONFIG).plant
+    history = asyncio.run(simulate_plant_history(tmp_path / "state", tmp_path / "records.csv", plant,
+                                                 5000.0, seed=SEED))
+    assert main(["maintenance", "import", str(history.records_path)]) == 0
+    assert main(["train", "--from-history", "--trees", "50"]) == 0
+    printed = capsys.readouterr().out
+    models = describe_models(tmp_path / "state" / "models")
+    assert set(models) == set(EquipmentType)
+    for kind in EquipmentType:
+        card = json.loads((tmp_path / "state" / "models" / f"{kind.value}.card.json").read_text())
+        assert card["source"]["events_used"] >= 4 and card["metrics"]["test"]["events"]["failures"] >= 2
+        assert kind.value in printed
