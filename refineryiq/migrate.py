@@ -1,4 +1,13 @@
-"""`refineryiq migrate`: create or upgrade the historian schema and load the plant catalog."""
+"""`refineryiq migrate`: create or upgrade the historian schema and load the plant catalog.
+
+    refineryiq migrate [--config PATH] [--catalog-owner GATEWAY_ID]
+
+The configured gateway (``gateway_id``, ``site``) is registered and its catalog rows are
+upserted. Rows of a schema from before rows carried a gateway (migration 0007) go to the one
+registered gateway, or to this one when none is registered; when several gateways shared that
+schema, ``--catalog-owner`` says whose catalog the rows are (the others get a copy that their
+next start corrects).
+"""
 
 from __future__ import annotations
 
@@ -13,14 +22,16 @@ from plant.catalog import Catalog
 from plant.errors import ConfigError
 
 
-async def _migrate(config) -> list[int]:
+async def _migrate(config, catalog_owner: str | None = None) -> list[int]:
     from gateway.services.historian import retention_policy
     from gateway.store.postgres import connect, migrate, sync_catalog
 
     db = config.settings.database
     conn = await connect(db.url.get_secret_value(), schema=db.schema_name)
     try:
-        applied = await migrate(conn, timescale=db.timescale, retention=retention_policy(db))
+        applied = await migrate(conn, timescale=db.timescale, retention=retention_policy(db),
+                                gateway_id=config.settings.gateway_id, site=config.settings.site,
+                                catalog_owner=catalog_owner)
         await sync_catalog(conn, Catalog.build(config.plant), gateway_id=config.settings.gateway_id,
                            site=config.settings.site)
         return applied
@@ -32,6 +43,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="refineryiq migrate",
                                      description="create or upgrade the historian schema")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
+    parser.add_argument("--catalog-owner", metavar="GATEWAY_ID",
+                        help="the registered gateway whose catalog the rows of an older schema "
+                             "shared by several gateways are (migration 0007)")
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -42,7 +56,7 @@ def main(argv: list[str]) -> int:
               "nothing to migrate", file=sys.stderr)
         return EXIT_CONFIG
     try:
-        applied = asyncio.run(_migrate(config))
+        applied = asyncio.run(_migrate(config, args.catalog_owner))
     except Exception as exc:
         print(f"refineryiq migrate: {type(exc).__name__}: {exc}", file=sys.stderr)
         return EXIT_ERROR
