@@ -21,9 +21,18 @@ def test_refineryiq_train_writes_a_model_and_a_card_per_type(tmp_path: Path):
     for kind in EquipmentType:
         assert (out / f"{kind.value}.joblib").is_file()
         card = json.loads((out / f"{kind.value}.card.json").read_text())
-        assert card["equipment_type"] == kind.value and card["sizes"]["test_runs"] == 2
+        # 4 runs to failure and one healthy machine-month (a quarter of --runs): half of the
+        # failing runs are held out, and the healthy one.
+        assert card["equipment_type"] == kind.value
+        assert card["sizes"]["test_runs"] == 3 and card["sizes"]["test_healthy_runs"] == 1
         assert isinstance(card["meets_target"], bool)
-    assert "precision" in done.stdout and "meets target" in done.stdout
+        assert card["metrics"]["test"]["events"]["failures"] == 2
+    # Event level first, then the row-level line.
+    for kind in EquipmentType:
+        event_line = done.stdout.index(f"{kind.value} ") if kind.value in done.stdout else -1
+        assert event_line >= 0 and "warned >=" in done.stdout[event_line:].splitlines()[0]
+    assert done.stdout.index("warned >=") < done.stdout.index("precision")
+    assert "meets target" in done.stdout and "healthy machine-months" in done.stdout
 
 
 def test_a_type_missing_the_target_is_named_in_the_output(tmp_path: Path, capsys):

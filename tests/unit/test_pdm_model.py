@@ -11,13 +11,14 @@ import pytest
 from analytics.pdm.card import read_card
 from analytics.pdm.contributions import decompose
 from analytics.pdm.dataset import CV_FOLDS, Rows, SplitName, cv_folds, rows_of, split_runs
-from analytics.pdm.evaluate import evaluate
+from analytics.pdm.evaluate import WarningRule, evaluate, timelines_of
+from analytics.pdm.events import event_metrics, meets_event_target
 from analytics.pdm.features import feature_names
-from analytics.pdm.model import TrainOptions, save, train_type
+from analytics.pdm.model import PLANNING_LEAD_H, TrainOptions, save, train_type
 from analytics.pdm.predict import Direction, PredictionLevel, load_models, predict_equipment
 from plant.load import load_plant
 from plant.schema import EquipmentType
-from simulator.training import run_to_failure
+from simulator.training import healthy_run, run_to_failure
 
 PLANT = load_plant(Path(__file__).resolve().parents[2] / "config" / "plant.toml")
 KIND = EquipmentType.PUMP
@@ -25,16 +26,22 @@ KIND = EquipmentType.PUMP
 OPTIONS = TrainOptions(seed=3, n_estimators=15, n_jobs=1, horizon_h=24.0)
 
 
+HEALTHY_IDS = (8, 9, 10, 11)
+
+
 @pytest.fixture(scope="module")
 def histories():
     from analytics.pdm.dataset import history_from_run
-    return [history_from_run(run_to_failure(KIND.value, seed=s, dt=1800.0, healthy_h=60.0, wear_h=60.0), PLANT, KIND)
-            for s in range(8)]
+    failing = [history_from_run(run_to_failure(KIND.value, seed=s, dt=1800.0, healthy_h=60.0, wear_h=60.0),
+                                PLANT, KIND) for s in range(8)]
+    healthy = [history_from_run(healthy_run(KIND.value, seed=s, hours=200.0, dt=1800.0), PLANT, KIND)
+               for s in HEALTHY_IDS]
+    return failing + healthy
 
 
 @pytest.fixture(scope="module")
 def trained(histories):
-    return train_type(KIND, histories, OPTIONS)
+    return train_type(KIND, histories, OPTIONS, planning_lead_h=12.0)
 
 
 @pytest.fixture(scope="module")
@@ -89,14 +96,43 @@ def test_threshold_comes_from_out_of_fold_predictions_of_train_runs_only(saved, 
     card = read_card(saved / "PUMP.card.json")
     folds = card["split"]["cv_folds"]
     assert sorted(r for f in folds for r in f) == sorted(card["split"]["train"])
-    assert card["metrics"]["cross_validation"]["runs"] == len(card["split"]["train"])
+    assert card["metrics"]["cross_validation"]["events"]["failures"] == 4
+    assert card["metrics"]["cross_validation"]["row_level"]["runs"] == 4  # the failing train runs
     assert not set(card["split"]["test"]) & set(card["split"]["train"])
 
 
-def test_card_says_whether_the_target_is_met(saved):
+def test_healthy_only_runs_are_split_between_train_and_test(saved):
     card = read_card(saved / "PUMP.card.json")
-    test = card["metrics"]["test"]
-    assert card["meets_target"] == (test["precision"] >= 0.8 and test["recall"] >= 0.9)
+    assert card["split"]["healthy_runs"] == list(HEALTHY_IDS)
+    assert card["sizes"]["train_healthy_runs"] == card["sizes"]["test_healthy_runs"] == 2
+    assert len(set(HEALTHY_IDS) & set(card["split"]["test"])) == 2
+    # Four failing runs and two healthy ones on each side; every fold has a failing run.
+    assert card["sizes"]["test_runs"] == card["sizes"]["train_runs"] == 6
+    assert all(set(f) - set(HEALTHY_IDS) for f in card["split"]["cv_folds"])
+
+
+def test_card_says_whether_the_event_target_is_met(saved, trained, histories):
+    card = read_card(saved / "PUMP.card.json")
+    events = card["metrics"]["test"]["events"]
+    assert card["planning_lead_h"] == 12.0 and events["planning_lead_h"] == 12.0
+    assert events["failures"] == 4 and events["horizon_h"] == 24.0
+    # Healthy time: the two healthy runs (200 h less the first 6 h each) and the failing runs'
+    # rows more than 24 h before their failures.
+    assert events["healthy_hours"] > 2 * 190.0
+    assert card["meets_target"] == meets_event_target(events)
+    assert card["meets_target"] == (events["warned_share"] >= 0.95 and events["false_per_machine_month"] <= 0.5)
+    # The same figures again from the saved rule applied to the test runs.
+    rule = WarningRule(**card["warning"])
+    assert rule.threshold == card["threshold"] == trained.threshold
+    test_rows = Rows.concat([rows_of(h, KIND, card["horizon_h"]) for h in histories
+                             if h.run_id in set(card["split"]["test"])])
+    probability = trained.classifier.predict_proba(test_rows.features)[:, 1]
+    assert event_metrics(timelines_of(test_rows, probability, rule), 12.0, 24.0) == events
+
+
+def test_the_default_planning_leads_are_the_settings_defaults():
+    from gateway.settings.analytics import DEFAULT_PLANNING_LEAD_H
+    assert PLANNING_LEAD_H == DEFAULT_PLANNING_LEAD_H
 
 
 def test_card_records_the_split_without_overlap(saved):
@@ -117,18 +153,19 @@ def test_model_and_card_are_written(saved):
 
 def test_card_metrics_are_numbers_computed_on_the_test_runs(saved, trained, histories):
     card = read_card(saved / "PUMP.card.json")
-    test = card["metrics"]["test"]
+    test = card["metrics"]["test"]["row_level"]
     for key in ("precision", "recall", "f1", "brier", "false_alarm_rate_healthy"):
         assert isinstance(test[key], float) and 0.0 <= test[key] <= 1.0
     assert isinstance(test["lead_time_h"]["median"], float)
     assert len(test["calibration"]) == 10
+    # Row level over the failing test runs only.
     test_rows = Rows.concat([rows_of(h, KIND, card["horizon_h"]) for h in histories
-                             if h.run_id in set(card["split"]["test"])])
+                             if h.run_id in set(card["split"]["test"]) - set(HEALTHY_IDS)])
     probability = trained.classifier.predict_proba(test_rows.features)[:, 1]
     again = evaluate(test_rows, probability, card["threshold"])
     assert test["precision"] == pytest.approx(again["precision"])
     assert test["recall"] == pytest.approx(again["recall"])
-    assert test["rows"] == len(test_rows) == card["sizes"]["test_rows"]
+    assert test["rows"] == len(test_rows) < card["sizes"]["test_rows"]
 
 
 def test_contributions_and_bias_sum_to_the_predicted_probability(trained, histories):

@@ -92,3 +92,36 @@ def test_held_out_metrics_carry_their_standard_errors_over_runs():
     assert metrics["precision_se"] == pytest.approx(0.25)
     # Every failing row alarmed in both runs: recall 1.0 with no spread.
     assert metrics["recall"] == pytest.approx(1.0) and metrics["recall_se"] == pytest.approx(0.0)
+
+
+def _run(run_id: int, probability: np.ndarray, failure_h: float | None) -> Rows:
+    """Hourly rows of one run (t = 0, 1, ... h) with the given probabilities."""
+    t = np.arange(len(probability)) * 3600.0
+    htf = (np.full(len(t), np.inf) if failure_h is None else failure_h - t / 3600.0)
+    return Rows(features=np.zeros((len(t), 1)), label=htf <= 30.0, hours_to_failure=htf,
+                healthy=np.isinf(htf), time_s=t, run_id=np.full(len(t), run_id, dtype=np.int64))
+
+
+def test_the_warning_rule_is_chosen_for_the_event_targets():
+    from analytics.pdm.evaluate import WarningRule, choose_warning_cv, timelines_of
+    from analytics.pdm.events import event_metrics
+    # Run 1 fails at 100 h and reads 0.9 from 60 h; run 2 fails at 100 h and reads 0.5 from
+    # 70 h; run 3 is a healthy machine-month reading 0.05 with three one-hour spikes to 0.7.
+    p1, p2, p3 = np.full(100, 0.05), np.full(100, 0.05), np.full(730, 0.05)
+    p1[60:], p2[70:], p3[[100, 200, 300]] = 0.9, 0.5, 0.7
+    rows = Rows.concat([_run(1, p1, 100.0), _run(2, p2, 100.0), _run(3, p3, None)])
+    probability = np.r_[p1, p2, p3]
+    rule, margin, metrics = choose_warning_cv(rows, probability, planning_lead_h=24.0, horizon_h=30.0)
+    # Only thresholds up to 0.5 warn run 2; at those the spikes are three false episodes unless
+    # the warning waits for the alarm to hold: 3 h is the shortest delay that leaves no false
+    # episode (leads 38 h and 28 h, both >= 24 h). Every threshold 0.10-0.50 ties: the middle, 0.30.
+    assert rule == WarningRule(threshold=0.30, on_h=3.0, off_h=0.0)
+    assert margin == pytest.approx(1.0)
+    assert metrics["warned_share"] == 1.0 and metrics["false_episodes"] == 0
+    assert metrics["lead_time_h"]["min"] == pytest.approx(28.0)
+    # The same figures from the timelines of the chosen rule.
+    again = event_metrics(timelines_of(rows, probability, rule), 24.0, 30.0)
+    assert again == metrics
+    # Without the on-delay, the spikes are 3 false episodes in 870 healthy hours.
+    bare = event_metrics(timelines_of(rows, probability, WarningRule(0.30)), 24.0, 30.0)
+    assert bare["false_episodes"] == 3 and bare["healthy_hours"] == pytest.approx(870.0)
