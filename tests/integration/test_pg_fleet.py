@@ -4,6 +4,7 @@ and N gateways starting (migrating, syncing their catalog, adopting their cursor
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import numpy as np
@@ -15,8 +16,9 @@ from gateway.store.postgres.catalog_sync import GatewayIdentityError, register_g
 from gateway.store.postgres.connection import connect
 from gateway.store.postgres.derived import fold_new_chunks
 from gateway.store.postgres.migrate import MigrationError, load_migrations, migrate, timescale_available
-from gateway.store.postgres.policy import Backend
+from gateway.store.postgres.policy import Backend, RetentionPolicy
 from gateway.store.postgres.reads import DatabaseReads, fleet_latest
+from gateway.store.postgres.retention import ensure_partitions, maintain
 from tests.support.pg import *  # noqa: F403  (fixtures)
 from tests.support.pg import TEST_DATABASE_URL, drain, ramp_scans, scan
 
@@ -131,8 +133,7 @@ async def populate_0006(conn: asyncpg.Connection, gateways: list[str]) -> None:
                           VALUES ($1, $2, $3, 'TI-101', 'ACTIVATE', 'ACTIVE')""", _ts(START), g, alert)
 
 
-def _ts(epoch_s: float):
-    from datetime import UTC, datetime
+def _ts(epoch_s: float) -> datetime:
     return datetime.fromtimestamp(epoch_s, UTC)
 
 
@@ -240,6 +241,19 @@ async def test_cursors_adopted_at_once_are_one_row_per_gateway(pg_migrated, pg_s
     rows = await pg_migrated.fetch("SELECT gateway_id, store_id FROM forwarding_cursor ORDER BY 1")
     assert [tuple(r) for r in rows] == [("gw-a", "store-gw-a"), ("gw-b", "store-gw-b"),
                                         ("gw-c", "store-gw-c")]
+
+
+async def test_maintenance_passes_of_several_gateways_at_once_drop_each_partition_once(pg_conn, pg_schema):
+    now = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    await migrate(pg_conn, timescale=False, retention=RetentionPolicy(
+        raw_hot=timedelta(days=2), raw_retention=timedelta(days=5), rollup_retention=timedelta(days=30)))
+    await ensure_partitions(pg_conn, now - timedelta(days=8), now)
+    conns = await separate_connections(pg_schema, 3)
+    try:
+        reports = await asyncio.gather(*(maintain(c, now) for c in conns))
+    finally:
+        await asyncio.gather(*(c.close() for c in conns))
+    assert sorted(r.partitions_dropped for r in reports) == [0, 0, 3]
 
 
 # -- TimescaleDB -----------------------------------------------------------------------------------

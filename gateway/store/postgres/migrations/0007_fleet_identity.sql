@@ -200,32 +200,3 @@ FROM process_data_latest l
 JOIN process_tags t ON t.gateway_id = l.gateway_id AND t.tag_id = l.tag_id
 LEFT JOIN process_units u ON u.gateway_id = t.gateway_id AND u.unit_id = t.unit_id
 LEFT JOIN gateways g ON g.gateway_id = l.gateway_id;
-
--- @plain
--- N gateways run the maintenance pass against one schema: one pass at a time, so two never
--- drop the same old partition (the second would fail on a table already gone).
-CREATE OR REPLACE FUNCTION process_data_maintain(p_now timestamptz DEFAULT now())
-RETURNS TABLE (partitions_created integer, partitions_dropped integer, rollup_rows_deleted bigint)
-LANGUAGE plpgsql AS $$
-DECLARE
-    s storage_settings;
-    n bigint;
-    nsp text;
-BEGIN
-    SELECT ns.nspname INTO nsp FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
-    WHERE c.oid = 'process_data'::regclass;
-    PERFORM pg_advisory_xact_lock(hashtext('refineryiq.partitions.' || nsp));
-    SELECT * INTO STRICT s FROM storage_settings;
-    partitions_created := process_data_ensure_partitions(p_now, p_now + s.partitions_ahead);
-    SELECT count(*) INTO partitions_dropped
-    FROM process_data_drop_partitions(p_now - s.raw_retention);
-    DELETE FROM process_data_hourly WHERE bucket < p_now - s.rollup_retention;
-    GET DIAGNOSTICS rollup_rows_deleted = ROW_COUNT;
-    DELETE FROM process_data_daily WHERE bucket < p_now - s.rollup_retention;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    rollup_rows_deleted := rollup_rows_deleted + n;
-    DELETE FROM kpis WHERE time < p_now - s.rollup_retention;
-    DELETE FROM energy_analysis WHERE time < p_now - s.rollup_retention;
-    RETURN NEXT;
-END $$;
--- @end
