@@ -204,17 +204,23 @@ class Member:
             return None
         return body if isinstance(body, dict) and "database" in body else None
 
-    def cpu_seconds(self) -> float:
-        """CPU time of the daemon and its children (the simulator) so far."""
+    def cpu_by_process(self) -> dict[int, float]:
+        """CPU seconds so far of the daemon and each of its children (the simulator), by pid."""
+        out: dict[int, float] = {}
         try:
             proc = psutil.Process(self.daemon.proc.pid)
-            total = sum(proc.cpu_times()[:2])
-            for child in proc.children(recursive=True):
+            for p in (proc, *proc.children(recursive=True)):
                 with contextlib.suppress(psutil.Error):
-                    total += sum(child.cpu_times()[:2])
-            return total
+                    out[p.pid] = sum(p.cpu_times()[:2])
         except (psutil.Error, AttributeError):
-            return 0.0
+            pass
+        return out
+
+
+def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds used between two snapshots by the processes alive at the second (a child
+    started meanwhile counts from its start; one that ended meanwhile is not counted)."""
+    return sum(t - before.get(pid, 0.0) for pid, t in after.items())
 
 
 def sample_of(member: Member, body: dict, t: float) -> Sample:
@@ -489,7 +495,7 @@ def per_gateway_window(sampler: Sampler, members: list[Member], t0: float, t1: f
 
 
 async def sustained(conn, sampler: Sampler, members: list[Member], seconds: float) -> dict:
-    cpu0 = {m.gateway_id: m.cpu_seconds() for m in members}
+    cpu0 = {m.gateway_id: m.cpu_by_process() for m in members}
     psutil.cpu_percent(None)
     t0, c0 = await count_rows(conn)
     ages: dict[str, list[float]] = {}
@@ -503,9 +509,9 @@ async def sustained(conn, sampler: Sampler, members: list[Member], seconds: floa
     t1, c1 = await count_rows(conn)
     machine_busy = psutil.cpu_percent(None)
     gateways = per_gateway_window(sampler, members, t0, t1, ages)
-    for g in gateways:
-        g["cpu_percent"] = round(100 * (next(m for m in members if m.gateway_id == g["gateway_id"])
-                                        .cpu_seconds() - cpu0[g["gateway_id"]]) / (t1 - t0), 1)
+    for g, m in zip(gateways, members, strict=True):
+        g["cpu_percent"] = round(100 * cpu_between(cpu0[m.gateway_id], m.cpu_by_process())
+                                 / (t1 - t0), 1)
     return {"seconds": t1 - t0, "rows": c1 - c0, "values_per_s": (c1 - c0) / (t1 - t0),
             "machine_cpu_busy_percent": machine_busy, "load_average_1m": os.getloadavg()[0],
             "newest_row_age_query_s": summarize(age_query_s), "per_gateway": gateways}
