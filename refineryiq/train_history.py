@@ -60,7 +60,9 @@ from plant.errors import ConfigError
 from plant.schema import EquipmentType, Plant
 from refineryiq.train import ProgressBar
 
-EXIT_TOO_FEW_EVENTS = 3
+# Too few failure events is "anything else" in the house exit codes (0 ok, 2 configuration, 1 else);
+# the message says how many events each type needs and has.
+EXIT_TOO_FEW_EVENTS = EXIT_ERROR
 HISTORY_FILE = "history.sqlite"
 DEFAULT_DT_S = MaintenanceSettings.model_fields["train_dt_s"].default
 MAX_JOBS = 2
@@ -105,8 +107,8 @@ def _parser() -> argparse.ArgumentParser:
                     "`refineryiq maintenance import`",
         epilog=f"A type needs at least {MIN_RUNS} failure events (half are held out) with "
                f"{MIN_HISTORY_HORIZONS:g} horizons of history before each; with fewer it is refused "
-               f"with the reason. Exit codes: 0 models written, {EXIT_TOO_FEW_EVENTS} too few failure "
-               f"events, 2 configuration error, 1 anything else.")
+               f"with the reason. Exit codes: 0 models written, 2 configuration error, 1 anything "
+               f"else (too few failure events among them).")
     parser.add_argument("--from-history", action="store_true", required=True,
                         help="train on the plant's history (this command)")
     parser.add_argument("--types", default=None,

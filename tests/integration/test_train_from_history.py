@@ -94,7 +94,7 @@ def test_too_few_recorded_events_are_refused_before_reading_history(plant_state,
     assert main(["maintenance", "import", str(two)]) == 0
     code = main(["train", "--from-history", "--types", "PUMP,VALVE"])
     err = capsys.readouterr().err
-    assert code == 3
+    assert code == 1
     assert "PUMP: too few failure events to train: needs 4 (half to train, half to test), has 2 recorded" in err
     assert "VALVE: too few failure events to train: needs 4" in err and "has 0 recorded" in err
     assert not (state / "models").exists()
@@ -110,7 +110,7 @@ def test_events_without_enough_history_are_named_in_the_refusal(plant_state, sta
     capsys.readouterr()
     code = main(["train", "--from-history", "--until", until])
     err = capsys.readouterr().err
-    assert code == 3, err
+    assert code == 1, err
     assert "PUMP: too few failure events to train: needs 4" in err and "has 2 usable of 4 recorded" in err
     assert "outside the stored history" in err
     assert "refused: no equipment type has enough failure events" in err
