@@ -221,10 +221,13 @@ def choose_warning_cv(rows: Rows, probability: np.ndarray, planning_lead_h: floa
     ``rows`` are the training runs' rows and ``probability`` their out-of-fold probabilities.
     For every threshold and pair of delays, the event metrics of the resulting warnings
     (:func:`analytics.pdm.events.event_metrics`) and their :func:`event_margin`; the largest
-    margin wins. Ties (common: every failure warned and no false alarm over a band of
-    thresholds) go to the shortest delays (on + off), then to the middle threshold of the tied
-    band, which leaves the most room both ways on other machines. Returns the rule, its margin
-    and its metrics.
+    margin wins. Ties are common (every failure warned and no false alarm over a band of
+    thresholds, with a few hundred training-run hours): they go to the pair of delays with the
+    widest band of tied thresholds (the most room for another machine's probabilities to sit
+    higher or lower; equal widths: the shorter delays), then to the middle threshold of that
+    band. (Taking the shortest delays first instead picked rules at the edge of their band and
+    doubled the held-out false alarms of some trainings: docs/analytics.md.) Returns the rule,
+    its margin and its metrics.
     """
     runs = []
     for run_id in dict.fromkeys(rows.run_id.tolist()):
@@ -250,8 +253,11 @@ def choose_warning_cv(rows: Rows, probability: np.ndarray, planning_lead_h: floa
                 scored.append((event_margin(metrics), on_h, off_h, float(th), metrics))
     best = max(m for m, *_ in scored)
     tied = [s for s in scored if s[0] >= best - 1e-9]
-    delays = min((on + off, on, off) for _, on, off, _, _ in tied)
-    band = [s for s in tied if (s[1], s[2]) == delays[1:]]
+    width: dict[tuple[float, float], int] = {}
+    for _, on, off, _, _ in tied:
+        width[(on, off)] = width.get((on, off), 0) + 1
+    delays = max(width, key=lambda d: (width[d], -(d[0] + d[1]), -d[0]))
+    band = [s for s in tied if (s[1], s[2]) == delays]
     margin, on_h, off_h, th, metrics = band[(len(band) - 1) // 2]
     return WarningRule(th, on_h, off_h), float(margin), metrics
 
