@@ -792,6 +792,9 @@ def main() -> int:
         path = write_results("fleet", results)
         report(results, path)
         return 0 if results["verdict"]["met"] else 1
+    except KeyboardInterrupt:
+        progress("interrupted: stopping every process started and dropping the database")
+        return 130
     finally:
         kill_all()
         asyncio.run(drop_database(database))
