@@ -19,8 +19,14 @@ from typing import Any
 
 
 def child_init(nice: int) -> None:
-    """Initializer of the child: ``nice`` added to its priority, SIGINT and SIGTERM ignored."""
-    os.nice(nice)
+    """Initializer of the child: ``nice`` added to its priority, SIGINT and SIGTERM ignored.
+
+    A sandbox that refuses ``setpriority`` (a seccomp filter) leaves the child at the daemon's
+    priority: the work still runs, more aggressively, rather than failing at every start."""
+    try:
+        os.nice(nice)
+    except OSError:
+        pass
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
