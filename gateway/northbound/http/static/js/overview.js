@@ -55,7 +55,8 @@ export function baselineCell(b) {
     text = "unavailable";
     title = b.reason || "no condition baseline";
   }
-  return el("td", { className: cls, title, dataset: { state: b.state } }, text);
+  // The cell gives way when the panel is narrow: its title starts with the whole text.
+  return el("td", { className: cls, title: `${text} — ${title}`, dataset: { state: b.state } }, text);
 }
 
 export function renderEquipment(node, rows, names, baselines = {}) {
@@ -64,8 +65,9 @@ export function renderEquipment(node, rows, names, baselines = {}) {
       el("td", { title: `${names[r.equipment_id] || ""} (${r.unit_id || ""})` }, r.equipment_id),
       el("td", { className: "n" }, num(r.score, 1)),
       el("td", {}, status(r.status)), el("td", {}, r.zone || "—"),
+      // The tag id alone (its kind is in the title): the baseline column needs the width.
       el("td", { className: "worst", title: r.worst_tag ? `${r.worst_kind} ${r.worst_tag}` : "" },
-        r.worst_tag ? `${r.worst_kind} ${r.worst_tag}` : "—"),
+        r.worst_tag || "—"),
       el("td", { className: "n" }, r.failure_probability_pct === null
         || r.failure_probability_pct === undefined ? "—" : `${num(r.failure_probability_pct, 1)} %`),
       baselineCell(baselines[r.equipment_id]))));
