@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import pickle
-import subprocess
 import sys
 import zlib
 from collections.abc import Iterator, MutableMapping
@@ -110,12 +109,20 @@ def build() -> dict[str, bytes]:
             for node_id, node in aspace._nodes.items()}
 
 
-def _run_child() -> dict[str, bytes]:
-    proc = subprocess.run([sys.executable, "-m", MODULE], stdin=subprocess.DEVNULL,
-                          capture_output=True, timeout=BUILD_TIMEOUT_S, check=False)
+async def _run_child() -> dict[str, bytes]:
+    """The child's nodes; the child is killed if this is cancelled (the server stopping)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", MODULE, stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), BUILD_TIMEOUT_S)
+    finally:
+        if proc.returncode is None:  # cancelled (the server stops while starting) or too slow
+            proc.kill()
+            await proc.wait()  # reaped here, so the loop closes with no transport left open
     if proc.returncode != 0:
-        raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.decode(errors='replace')[-500:]}")
-    source = pickle.loads(proc.stdout)
+        raise RuntimeError(f"exit {proc.returncode}: {err.decode(errors='replace')[-500:]}")
+    source = pickle.loads(out)
     if not isinstance(source, dict) or not source:
         raise RuntimeError("the child sent no nodes")
     return source
@@ -125,7 +132,7 @@ async def install(server: Server) -> bool:
     """Make ``server.init()`` take its standard nodes from the child (call before init);
     False (and asyncua's in-process build) when the child failed."""
     try:
-        source = await asyncio.to_thread(_run_child)
+        source = await _run_child()
     except Exception as exc:
         log.warning("standard OPC-UA nodes built in-process (the child failed)",
                     error=f"{type(exc).__name__}: {exc}")
