@@ -50,8 +50,11 @@ BAR_WIDTH = 30
 class ProgressBar:
     """A one-line text progress bar on a stream (stderr), redrawn in place."""
 
-    def __init__(self, label: str, total: int, stream: TextIO = sys.stderr):
-        self.label, self.total, self.stream = label, max(total, 1), stream
+    def __init__(self, label: str, total: int, stream: TextIO | None = None):
+        # The stream is looked up when the bar is made (None: the sys.stderr of that moment),
+        # not when this module was imported: a caller may have replaced sys.stderr since.
+        self.label, self.total = label, max(total, 1)
+        self.stream = sys.stderr if stream is None else stream
         self.started = time.monotonic()
 
     def update(self, done: float, note: str = "") -> None:
@@ -93,7 +96,7 @@ def _types(text: str) -> list[EquipmentType]:
 
 
 def generate_histories(kind: EquipmentType, plant: Plant, seeds: list[int], dt: float, jobs: int,
-                       stream: TextIO = sys.stderr, healthy_seeds: Sequence[int] = (),
+                       stream: TextIO | None = None, healthy_seeds: Sequence[int] = (),
                        healthy_hours: float = MACHINE_MONTH_H) -> list[RunHistory]:
     """Simulate one run to failure per seed and one healthy-only run of ``healthy_hours`` per
     healthy seed (in up to ``jobs`` processes), with a progress bar."""
