@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from asyncua import Client, ua  # noqa: E402
 
-from bench.common import write_results  # noqa: E402
+from bench.common import quiet_library_logs, write_results  # noqa: E402
 from drivers.batch import Batch  # noqa: E402
 from drivers.quality import Quality, Reason  # noqa: E402
 from gateway.ingest.live_cache import LiveCache  # noqa: E402
@@ -128,6 +128,7 @@ def main() -> None:
     parser.add_argument("--monitored", type=int, default=1000)
     parser.add_argument("--lag-s", type=float, default=3.0)
     args = parser.parse_args()
+    quiet_library_logs()
 
     catalog = Catalog.build(load_plant(ROOT / "config/plant.toml"), synthetic_tags=args.tags)
     live = LiveCache(len(catalog))

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 
-from bench.common import write_results  # noqa: E402
+from bench.common import quiet_library_logs, write_results  # noqa: E402
 
 GATEWAY_ID = "bench-gw"
 DEADBAND_PCT = 0.5
@@ -207,6 +207,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="10 s windows")
     parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    quiet_library_logs()
     if args.child:
         variant, port, tags, seconds, site = args.child
         result = asyncio.run(pipeline_phase(variant, int(port), int(tags), float(seconds), site))

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.common import write_results
+from bench.common import quiet_library_logs, write_results
 from gateway.services.accounts.users import Role
 from tests.support.daemon import DaemonProcess, free_port, state_with_users
 from tests.support.faults import simulate_config, synthetic_group
@@ -282,6 +282,7 @@ def main() -> int:
     parser.add_argument("--settle-s", type=float, default=10.0, help="after start, before measuring")
     parser.add_argument("--quick", action="store_true", help="50 writes per path, 10 s phases")
     args = parser.parse_args()
+    quiet_library_logs()
     if args.quick:
         args.writes, args.seconds, args.settle_s = 50, 10.0, 5.0
     results = asyncio.run(run(args))
