@@ -5,7 +5,18 @@ from __future__ import annotations
 import logging
 import sys
 
-import structlog
+# structlog.dev imports `rich` when it is installed (a test tool pulls it into the venv) only to
+# draw coloured tracebacks on a terminal: some 3 MB resident in a daemon that never uses it.
+# Hide it while structlog is first imported; the console renderer then prints plain tracebacks.
+# Later imports of rich (by anything else) are unaffected.
+_HIDE_RICH = "structlog" not in sys.modules and "rich" not in sys.modules
+if _HIDE_RICH:
+    sys.modules["rich"] = None  # type: ignore[assignment]  # makes `import rich` raise ImportError
+try:
+    import structlog
+finally:
+    if _HIDE_RICH:
+        del sys.modules["rich"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
            "error": logging.ERROR}
