@@ -23,7 +23,8 @@ PASS_THROUGH = {
     "train": ("refineryiq.train", "train the predictive-maintenance models "
               "(--from-history: on the plant's own history and failure records)"),
     "maintenance": ("refineryiq.maintenance", "import and list the plant's failure / work-order records"),
-    "report": ("refineryiq.report", "generate the daily operations report"),
+    "report": ("refineryiq.report", "generate the daily operations report "
+               "(--historian [--site S] [--gateway G]: from the central database)"),
     "user": ("refineryiq.user", "manage HTTP API users (add, list, passwd, set-role, ...)"),
 }
 # `refineryiq train --from-history`: trained on the gateway's own history, labelled by the

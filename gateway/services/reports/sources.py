@@ -1,4 +1,5 @@
-"""Where the daily report's figures come from: the files of the gateway's state directory.
+"""Where the daily report's figures come from: the files of the gateway's state directory,
+or, for a central operator, the historian database (``HistorianSources``).
 
 The report reads what the running services have already persisted — analytics results
 (``analytics.sqlite``), the alarm journal (``alarms.sqlite``) and the embedded history
@@ -6,6 +7,11 @@ The report reads what the running services have already persisted — analytics 
 HTTP route and the scheduled run inside the daemon and ``refineryiq report`` beside it (SQLite's
 WAL lets readers run next to the daemon's writers). A file that does not exist yet gives an
 empty source, never an error: a report of a day without data says so.
+
+``HistorianSources`` reads one gateway's rows from the central PostgreSQL/TimescaleDB instead
+(``refineryiq report --historian``): what the gateways forward there, which is process data,
+so the day's data quality of that gateway's tags; the analytics results and the alarm
+journal stay in each gateway's state directory, and those sections say there is no data.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import numpy as np
 
 from analytics.alarm_types import AlarmTransition
@@ -196,3 +203,49 @@ def _if_tables(conn: sqlite3.Connection, fn: Any, *args: Any) -> Any:
         if "no such table" in str(exc):
             return None
         raise
+
+
+class HistorianSources:
+    """The report's inputs of one gateway from the historian database (same interface as
+    ``ReportSources``): the per-tag quality counts of the day from ``process_data``, only
+    that gateway's rows (tag ids repeat across the gateways of one database)."""
+
+    def __init__(self, url: str, gateway_id: str, catalog_tag_ids: list[str], *,
+                 schema: str | None = None, connect_timeout_s: float = 30.0):
+        self.url = url
+        self.gateway_id = gateway_id
+        self.schema = schema
+        self.catalog_tag_ids = [t for t in catalog_tag_ids if not t.startswith(SYNTHETIC_PREFIX)]
+        self._timeout = connect_timeout_s
+        self._conn: asyncpg.Connection | None = None
+
+    async def open(self) -> HistorianSources:
+        from gateway.store.postgres.connection import connect
+        if self._conn is None:
+            self._conn = await connect(self.url, schema=self.schema, create_schema=False,
+                                       timeout=self._timeout)
+        return self
+
+    @property
+    def complete(self) -> bool:
+        return self._conn is not None
+
+    async def close(self) -> None:
+        if self._conn is not None:
+            await self._conn.close()
+            self._conn = None
+
+    async def __aenter__(self) -> HistorianSources:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def read_day(self, day: PlantDay, until: float) -> DayInputs:
+        """The day's quality counts of the gateway's plant tags, up to ``until``."""
+        from gateway.store.postgres.reads import quality_counts
+        if self._conn is None:
+            raise RuntimeError("HistorianSources: open() first")
+        return DayInputs(quality=await quality_counts(
+            self._conn, day.start, until, gateway_id=self.gateway_id,
+            tag_ids=self.catalog_tag_ids))

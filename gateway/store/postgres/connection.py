@@ -55,9 +55,11 @@ async def _schema_exists(conn: asyncpg.Connection, schema: str) -> bool:
         "SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)", schema))
 
 
-async def connect(url: str, *, schema: str | None = None, **kwargs: Any) -> asyncpg.Connection:
-    """One connection whose search_path is ``schema`` (created if missing) then public."""
-    if schema is not None:
+async def connect(url: str, *, schema: str | None = None, create_schema: bool = True,
+                  **kwargs: Any) -> asyncpg.Connection:
+    """One connection whose search_path is ``schema`` (created if missing, unless
+    ``create_schema`` is false: a reader) then public."""
+    if schema is not None and create_schema:
         await ensure_schema(url, schema)
     return await asyncpg.connect(url, server_settings=_server_settings(schema), **kwargs)
 

@@ -172,3 +172,63 @@ async def fleet_latest(executor: Executor, tag_ids: list[str] | None = None, *,
                ORDER BY g.site, l.gateway_id, l.tag_id""", tag_ids, site, gateway_id)
     return [FleetValue(r["site"], r["gateway_id"], r["tag_id"], r["ts"], r["value"], r["quality"],
                        r["reason"]) for r in rows]
+
+
+# ------------------------------------------------------------------ central queries
+
+
+class UnknownGatewayError(LookupError):
+    """A site or gateway id that the historian has no gateway for."""
+
+
+@dataclass(frozen=True)
+class GatewayIdentity:
+    """A gateway registered in the historian (its row in ``gateways``)."""
+
+    gateway_id: str
+    site: str
+
+
+async def known_gateways(executor: Executor) -> list[GatewayIdentity]:
+    """Every gateway registered in the historian, ordered by site and gateway id."""
+    async with acquire(executor) as conn:
+        rows = await conn.fetch("SELECT gateway_id, site FROM gateways ORDER BY site, gateway_id")
+    return [GatewayIdentity(r["gateway_id"], r["site"]) for r in rows]
+
+
+async def select_gateways(executor: Executor, *, site: str | None = None,
+                          gateway_id: str | None = None) -> list[GatewayIdentity]:
+    """The gateways of ``site`` and/or with ``gateway_id`` (None: no condition), ordered by
+    site and gateway id. Raises UnknownGatewayError, naming the known gateways, when none
+    matches."""
+    async with acquire(executor) as conn:
+        rows = await conn.fetch(
+            """SELECT gateway_id, site FROM gateways
+               WHERE ($1::text IS NULL OR site = $1) AND ($2::text IS NULL OR gateway_id = $2)
+               ORDER BY site, gateway_id""", site, gateway_id)
+    if rows:
+        return [GatewayIdentity(r["gateway_id"], r["site"]) for r in rows]
+    known = await known_gateways(executor)
+    asked = " and ".join(part for part in (
+        None if gateway_id is None else f"gateway {gateway_id!r}",
+        None if site is None else f"site {site!r}") if part) or "any gateway"
+    listed = ", ".join(f"{g.gateway_id} (site {g.site})" for g in known) or "none"
+    raise UnknownGatewayError(f"the historian has no {asked}; known gateways: {listed}")
+
+
+async def quality_counts(executor: Executor, start: float, end: float, *, gateway_id: str,
+                         tag_ids: list[str] | None = None) -> dict[str, list[int]]:
+    """Good / doubtful / bad samples of each tag of ``gateway_id`` (default every tag; else
+    ``tag_ids``) whose time is in ``[start, end)``: the historian's counterpart of the
+    embedded store's per-tag quality counts of the daily report."""
+    async with acquire(executor) as conn:
+        rows = await conn.fetch(
+            """SELECT tag_id, count(*) FILTER (WHERE quality >= $5) AS good,
+                      count(*) FILTER (WHERE quality >= $6 AND quality < $5) AS doubtful,
+                      count(*) FILTER (WHERE quality < $6) AS bad
+               FROM process_data
+               WHERE gateway_id = $1 AND time >= $2 AND time < $3
+                 AND ($4::text[] IS NULL OR tag_id = ANY($4))
+               GROUP BY tag_id""", gateway_id, _ts(start), _ts(end), tag_ids,
+            int(Quality.GOOD), int(Quality.DOUBTFUL))
+    return {r["tag_id"]: [int(r["good"]), int(r["doubtful"]), int(r["bad"])] for r in rows}
