@@ -21,6 +21,10 @@ class MqttValuesConfig(Strict):
     min_interval_s: float = Field(default=1.0, ge=0)
     qos: int = Field(default=0, ge=0, le=1)
     retain: bool = False
+    # Values handed to paho and not yet written out (QoS 0) or acknowledged (QoS 1). While the
+    # broker or the network falls behind, further values wait one per tag (the newest; older
+    # ones are dropped and counted), so memory stays bounded: about 1 kB per queued value.
+    max_queued: int = Field(default=1000, ge=1, le=1_000_000)
 
 
 class MqttSettings(Strict):

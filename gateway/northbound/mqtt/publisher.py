@@ -10,6 +10,15 @@ Topics, under ``refineryiq/{site}/{gateway_id}/``:
                       For COMM_LOSS the source is the device: ``alarms/{device_id}``.
   ``values/{tag_id}`` live values by exception (deadband, maximum rate); off by default.
 
+Backpressure: paho queues QoS 0 messages without limit, so a stalled broker or network would
+grow the gateway's memory without end. Alarms are bounded by the outbox window (``inflight``)
+and wait on disk; live values are handed to paho only while fewer than
+``[mqtt.values] max_queued`` of them are unsent, the rest wait in a per-tag backlog
+(:mod:`gateway.northbound.mqtt.backlog`) where a newer value replaces the older one, which is
+dropped and counted (``values_dropped`` in /health, ``refineryiq_mqtt_values_dropped_total``
+in /metrics). A warning is logged when dropping starts and a line when it stops (at most one
+pair a minute).
+
 paho-mqtt runs its network loop on its own thread (``loop_start``); its callbacks are handed
 to the event loop with ``call_soon_threadsafe``, so nothing here blocks asyncio. paho keeps
 QoS 1 messages that are in flight and re-sends them itself after a reconnect (same message
@@ -24,6 +33,7 @@ import contextlib
 import json
 import math
 import time
+from collections import deque
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +45,7 @@ import structlog
 
 from analytics.alarm_types import AlarmTransition
 from drivers.batch import Batch
+from gateway.northbound.mqtt.backlog import ValueBacklog
 from gateway.northbound.mqtt.outbox import OUTBOX_FILE, Outbox
 from gateway.settings import GatewaySettings, MqttSettings, MqttValuesConfig
 from plant.catalog import Catalog
@@ -45,6 +56,13 @@ TOPIC_ROOT = "refineryiq"
 STATUS_ONLINE = "online"
 STATUS_OFFLINE = "offline"
 ALARM_QOS = 1
+# How often parked values are retried while paho's queue is full.
+BACKLOG_RETRY_S = 0.05
+# At most one "dropping values" warning (and its "caught up" line) per this many seconds.
+DROP_LOG_EVERY_S = 60.0
+# Room in paho's queue of QoS 1/2 messages beyond the alarm window and the values' bound:
+# paho's own limit is a backstop that the gateway's bounds keep from ever refusing an alarm.
+PAHO_QUEUE_MARGIN = 16
 
 
 class MqttPublisher:
@@ -79,6 +97,17 @@ class MqttPublisher:
         self._last_value: np.ndarray | None = None
         self._last_quality: np.ndarray | None = None
         self._last_time: np.ndarray | None = None
+        self._backlog: ValueBacklog | None = None
+        self._value_infos: deque[paho.MQTTMessageInfo] = deque()
+        self._backlog_task: asyncio.Task | None = None
+        self._done_mids: deque[int] = deque()  # appended on paho's thread
+        self._done_scheduled = False
+        self._values_catalog: Catalog | None = None
+        self._drop_episode_start: int | None = None  # drop count when this episode began
+        self._drops_seen = 0
+        self._drop_logged_at = -math.inf
+        self._drop_episode_logged = False
+        self._drop_episodes_unlogged = 0
         self.published = 0
         self.acked = 0
         self.values_published = 0
@@ -101,11 +130,33 @@ class MqttPublisher:
         """Alarm messages stored and not yet acknowledged by the broker."""
         return self._outbox.depth
 
+    @property
+    def values_queued(self) -> int:
+        """Live values handed to paho and not yet written to the socket (QoS 0) or
+        acknowledged (QoS 1): at most ``[mqtt.values] max_queued``."""
+        infos = self._value_infos
+        while infos and infos[0].is_published():
+            infos.popleft()
+        return len(infos)
+
+    @property
+    def values_waiting(self) -> int:
+        """Tags whose newest value waits for room in paho's queue."""
+        return 0 if self._backlog is None else len(self._backlog)
+
+    @property
+    def values_dropped(self) -> int:
+        """Live values never sent: replaced by a newer value of their tag while waiting,
+        or waiting when the connection was lost."""
+        return 0 if self._backlog is None else self._backlog.dropped
+
     def status(self) -> dict[str, Any]:
         """The ``mqtt`` part of /health."""
         return {"state": "connected" if self.connected else "disconnected",
                 "outbox_depth": self.outbox_depth, "published": self.published,
-                "acked": self.acked, "values_published": self.values_published}
+                "acked": self.acked, "values_published": self.values_published,
+                "values_queued": self.values_queued, "values_waiting": self.values_waiting,
+                "values_dropped": self.values_dropped}
 
     async def max_seq(self) -> int:
         """Highest alarm ``seq`` ever queued (feed it to ``AlarmEngine.restore(min_seq=...)``)."""
@@ -135,6 +186,8 @@ class MqttPublisher:
         client.will_set(self.status_topic, self._status_payload(STATUS_OFFLINE), qos=1,
                         retain=True)
         client.max_inflight_messages_set(self._inflight_max)
+        client.max_queued_messages_set(self._inflight_max + self.values_config.max_queued
+                                       + PAHO_QUEUE_MARGIN)
         client.reconnect_delay_set(min_delay=1, max_delay=self._reconnect_max_s)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
@@ -159,6 +212,9 @@ class MqttPublisher:
             self._waiters[info.mid] = waiter
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(waiter, timeout=max(end - loop.time(), 0.1))
+        if self._backlog_task is not None:
+            self._backlog_task.cancel()
+            self._backlog_task = None
         client, self._client = self._client, None
         client.disconnect()
         await loop.run_in_executor(None, client.loop_stop)
@@ -236,7 +292,9 @@ class MqttPublisher:
                 info = self._client.publish(message.topic, message.payload, qos=message.qos,
                                             retain=message.retain)
                 if info.rc not in (paho.MQTT_ERR_SUCCESS, paho.MQTT_ERR_NO_CONN):
+                    # Still in the outbox: tried again shortly.
                     log.warning("mqtt publish refused", topic=message.topic, rc=info.rc)
+                    asyncio.get_running_loop().call_later(1.0, self._wake.set)
                     break
                 # NO_CONN: paho keeps a QoS 1 message and sends it on reconnect.
                 self._inflight[info.mid] = message.id
@@ -253,7 +311,8 @@ class MqttPublisher:
 
     async def publish_values(self, batch: Batch, catalog: Catalog,
                              now: float | None = None) -> int:
-        """Publish the batch's values that changed beyond the deadband; returns how many.
+        """Publish the batch's values that changed beyond the deadband; returns how many were
+        handed to paho now (the others wait in the backlog, see the module's docstring).
 
         Values are live data, not a record: they are not stored and are skipped while the
         broker is away (the historian keeps the history).
@@ -266,31 +325,107 @@ class MqttPublisher:
             self._last_value = np.full(len(catalog), np.nan)
             self._last_quality = np.zeros(len(catalog), dtype=np.int16)
             self._last_time = np.full(len(catalog), -np.inf)
+            self._backlog = ValueBacklog(len(catalog))
+        self._values_catalog = catalog
         idx = batch.tag_index
         deadband = (catalog.normal_max[idx] - catalog.normal_min[idx]) * cfg.deadband_pct / 100.0
         with np.errstate(invalid="ignore"):
             moved = ~(np.abs(batch.values - self._last_value[idx]) <= deadband)
         changed = moved | (batch.quality != self._last_quality[idx])
         due = changed & (now - self._last_time[idx] >= cfg.min_interval_s)
-        sent = 0
-        for j in np.flatnonzero(due).tolist():
-            t = int(idx[j])
-            value = float(batch.values[j])
-            payload = {"tag_id": catalog.tags[t].id,
-                       "value": value if math.isfinite(value) else None,
-                       "quality": int(batch.quality[j]), "reason": int(batch.reason[j]),
-                       "ts": float(batch.source_ts[j]), "ts_iso": _iso(float(batch.source_ts[j])),
-                       "eu": catalog.tags[t].engineering_units}
-            self._client.publish(f"{self.prefix}/values/{catalog.tags[t].id}",
-                                 json.dumps(payload, ensure_ascii=False), qos=cfg.qos,
-                                 retain=cfg.retain)
-            sent += 1
         chosen = idx[due]
         self._last_value[chosen] = batch.values[due]
         self._last_quality[chosen] = batch.quality[due]
         self._last_time[chosen] = now
+        backlog = self._backlog
+        assert backlog is not None
+        room = cfg.max_queued - self.values_queued
+        if len(backlog) == 0 and len(chosen) <= room:
+            sent = self._send_values(catalog, chosen, batch.values[due], batch.quality[due],
+                                     batch.reason[due], batch.source_ts[due])
+        else:
+            backlog.put(chosen, batch.values[due], batch.quality[due], batch.reason[due],
+                        batch.source_ts[due], now)
+            sent = self._send_backlog(catalog, room)
+        self._values_backpressure()
+        return sent
+
+    def _send_values(self, catalog: Catalog, tags: np.ndarray, values: np.ndarray,
+                     quality: np.ndarray, reason: np.ndarray, source_ts: np.ndarray) -> int:
+        """Hand one message per tag to paho; returns how many."""
+        client = self._client
+        if client is None:
+            return 0
+        cfg = self.values_config
+        infos = self._value_infos
+        sent = 0
+        for t, value, q, r, ts in zip(tags.tolist(), values.tolist(), quality.tolist(),
+                                      reason.tolist(), source_ts.tolist(), strict=True):
+            tag = catalog.tags[t]
+            payload = {"tag_id": tag.id, "value": value if math.isfinite(value) else None,
+                       "quality": q, "reason": r, "ts": ts, "ts_iso": _iso(ts),
+                       "eu": tag.engineering_units}
+            info = client.publish(f"{self.prefix}/values/{tag.id}",
+                                  json.dumps(payload, ensure_ascii=False), qos=cfg.qos,
+                                  retain=cfg.retain)
+            # QoS 0 without a connection is not queued at all; QoS 1 is, and sent on reconnect.
+            if info.rc == paho.MQTT_ERR_SUCCESS or (cfg.qos > 0 and info.rc == paho.MQTT_ERR_NO_CONN):
+                infos.append(info)
+                sent += 1
+            elif self._backlog is not None:
+                self._backlog.dropped += 1
         self.values_published += sent
         return sent
+
+    def _send_backlog(self, catalog: Catalog, room: int) -> int:
+        backlog = self._backlog
+        if backlog is None or room <= 0 or len(backlog) == 0:
+            return 0
+        tags = backlog.take(room)
+        return self._send_values(catalog, tags, backlog.value[tags], backlog.quality[tags],
+                                 backlog.reason[tags], backlog.source_ts[tags])
+
+    def _values_backpressure(self) -> None:
+        """Retry parked values shortly, and log when dropping starts and stops."""
+        backlog = self._backlog
+        if backlog is None:
+            return
+        if len(backlog) and self._backlog_task is None:
+            self._backlog_task = asyncio.get_running_loop().create_task(
+                self._retry_backlog(), name="mqtt-values-backlog")
+        if self._drop_episode_start is None:
+            if backlog.dropped > self._drops_seen:
+                self._drop_episode_start = self._drops_seen
+                now = time.monotonic()
+                self._drop_episode_logged = now - self._drop_logged_at >= DROP_LOG_EVERY_S
+                if self._drop_episode_logged:
+                    self._drop_logged_at = now
+                    log.warning("mqtt values falling behind: only the newest value of each "
+                                "waiting tag is kept", max_queued=self.values_config.max_queued,
+                                waiting=len(backlog), dropped_total=backlog.dropped,
+                                episodes_not_logged=self._drop_episodes_unlogged)
+                    self._drop_episodes_unlogged = 0
+                else:
+                    self._drop_episodes_unlogged += 1
+        elif len(backlog) == 0:
+            if self._drop_episode_logged:
+                log.info("mqtt values caught up",
+                         dropped=backlog.dropped - self._drop_episode_start,
+                         dropped_total=backlog.dropped)
+            self._drop_episode_start = None
+        self._drops_seen = backlog.dropped
+
+    async def _retry_backlog(self) -> None:
+        try:
+            while self._backlog is not None and len(self._backlog) and self._connected:
+                await asyncio.sleep(BACKLOG_RETRY_S)
+                if self._values_catalog is None:
+                    break
+                self._send_backlog(self._values_catalog,
+                                   self.values_config.max_queued - self.values_queued)
+        finally:
+            self._backlog_task = None
+        self._values_backpressure()
 
     # ------------------------------------------------------------------ paho callbacks
     # These run on paho's network thread: hand everything to the event loop.
@@ -309,7 +444,12 @@ class MqttPublisher:
 
     def _on_publish(self, client: paho.Client, userdata: Any, mid: int, reason_code: Any,
                     properties: Any) -> None:
-        self._to_loop(self._puback, mid)
+        # Called for every message (QoS 0 once written): hand them over in batches, one
+        # event-loop callback for however many arrive before the loop runs it.
+        self._done_mids.append(mid)
+        if not self._done_scheduled:
+            self._done_scheduled = True
+            self._to_loop(self._published)
 
     def _to_loop(self, fn: Any, *args: Any) -> None:
         loop = self._loop
@@ -323,11 +463,21 @@ class MqttPublisher:
             log.info("mqtt connected" if connected else "mqtt disconnected",
                      host=self.settings.host, port=self.settings.port)
         self._connected = connected
+        if not connected and self._backlog is not None:
+            self._backlog.clear()  # live values are not kept while the broker is away
+            self._values_backpressure()
         self._wake.set()
         self._progress.set()
 
     def _connection_failed(self, reason: str) -> None:
         log.warning("mqtt connection refused", host=self.settings.host, reason=reason)
+
+    def _published(self) -> None:
+        # Cleared before taking: a mid appended after this is covered by a new callback.
+        self._done_scheduled = False
+        mids = self._done_mids
+        while mids:
+            self._puback(mids.popleft())
 
     def _puback(self, mid: int) -> None:
         outbox_id = self._inflight.pop(mid, None)
@@ -335,9 +485,10 @@ class MqttPublisher:
             self._acked_ids.append(outbox_id)
             self.acked += 1
             self._wake.set()
-        waiter = self._waiters.pop(mid, None)
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if self._waiters:
+            waiter = self._waiters.pop(mid, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
 
     def _status_payload(self, state: str) -> bytes:
         # The last-will is composed at start: its time is when this session began.

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from gateway.northbound.mqtt.publisher import MqttPublisher
 
@@ -53,3 +53,17 @@ class MqttService:
                                       "1 when connected to the MQTT broker")
         connected.add_metric([], 1.0 if self.publisher.connected else 0.0)
         yield connected
+        published = CounterMetricFamily("refineryiq_mqtt_values_published",
+                                        "Live values handed to the MQTT client")
+        published.add_metric([], self.publisher.values_published)
+        yield published
+        dropped = CounterMetricFamily(
+            "refineryiq_mqtt_values_dropped",
+            "Live values never sent: replaced by a newer value of their tag while the broker "
+            "fell behind, or waiting when the connection was lost")
+        dropped.add_metric([], self.publisher.values_dropped)
+        yield dropped
+        queued = GaugeMetricFamily("refineryiq_mqtt_values_queued",
+                                   "Live values in the MQTT client's queue, not yet sent")
+        queued.add_metric([], self.publisher.values_queued)
+        yield queued
