@@ -25,6 +25,7 @@ The warning itself is the model's alarm (probability at or above the threshold) 
 the alarm has been quiet for ``off_h`` hours, so one noisy row neither raises nor clears it.
 
 Public API: :class:`Timeline`, :func:`standing_warning`, :func:`failure_lead_h`,
+:func:`warning_now` (the warning at the newest row, as the daemon shows it live),
 :func:`episodes`, :func:`false_episodes`, :func:`healthy_hours`, :func:`event_metrics`,
 :func:`summarize`, :func:`lead_of` and :func:`false_episode_count` (the same on plain arrays),
 :func:`meets_event_target`, :data:`TARGET_WARNED_SHARE`, :data:`TARGET_FALSE_PER_MONTH`.
@@ -126,6 +127,55 @@ def standing_warning(alarm: np.ndarray, time_s: np.ndarray, on_h: float = 0.0,
             out[a:min(fall, b)] = True
             on = fall >= b
     return out
+
+
+@dataclass(frozen=True)
+class WarningNow:
+    """The warning at the newest of a machine's rows, with what it is waiting for.
+
+    ``warning``: the standing warning (:func:`standing_warning`); ``alarm``: the row's own
+    alarm; ``held_h``: how long the alarm has been on (``alarm``) or off (not ``alarm``) at
+    that row, counted over the rows given; ``settled``: some run of the rows lasted its delay,
+    so the rows decide the warning whatever came before them (when not settled the warning is
+    the state before the rows: ``before`` if given, else off); ``carried``: it was.
+    """
+
+    warning: bool
+    alarm: bool
+    held_h: float
+    settled: bool
+    carried: bool = False
+
+
+def warning_now(alarm: np.ndarray, time_s: np.ndarray, on_h: float = 0.0, off_h: float = 0.0,
+                step_s: float | None = None, before: bool | None = None) -> WarningNow:
+    """:func:`standing_warning` at the newest row of the recent rows of one machine.
+
+    The warning at a row is the value of the latest run of the alarm (on or off) that lasted
+    its delay (``on_h`` for alarm runs, ``off_h`` for quiet ones), off if there was none: runs
+    shorter than their delay change nothing. The rows decide it when one of their runs lasted
+    its delay (``on_h + off_h`` hours and a step of rows hold at least one run, or a run as long
+    as the rows); when every run in them is shorter than its delay (an alarm that came and went,
+    or chattered), the warning is the state before the rows, ``before`` (off when None, as at
+    the start of a timeline). ``alarm`` and ``time_s`` as for :func:`standing_warning`, at
+    least one row.
+    """
+    alarm = np.asarray(alarm, dtype=bool)
+    t = np.asarray(time_s, dtype=np.float64)
+    if not len(alarm):
+        raise ValueError("warning_now needs at least one row")
+    warning = standing_warning(alarm, t, on_h, off_h, step_s)
+    step = step_s if step_s is not None else (float(np.median(np.diff(t))) if len(t) > 1 else 0.0)
+    starts, ends, values = _runs(alarm)
+    lasted = t[ends - 1] - t[starts] + step
+    delay = np.where(values, on_h, off_h) * SECONDS_PER_HOUR - 1e-6
+    settled = bool(np.any(lasted >= delay))
+    now_alarm = bool(alarm[-1])
+    held_h = float(lasted[-1] / SECONDS_PER_HOUR)
+    if settled or before is None:
+        return WarningNow(bool(warning[-1]), now_alarm, held_h, settled)
+    # No run in the rows changed the warning: it is what it was before them.
+    return WarningNow(bool(before), now_alarm, held_h, settled=False, carried=True)
 
 
 def _before_failure(timeline: Timeline) -> tuple[np.ndarray, np.ndarray]:

@@ -8,7 +8,11 @@ that level with the path of the model card to read) and loads the result. Every
 ``interval_s`` (the first run ``first_run_delay_s`` after start, retried sooner while no
 equipment has enough history) it reads each equipment's signal tags from the embedded store
 and hands them to a prediction child, which loads the models and computes features and
-predictions (:func:`analytics.pdm.predict.predict_fleet`). Equipment without enough good
+predictions (:func:`analytics.pdm.predict.predict_fleet`). The history read is the model's
+feature window behind every row its card's warning rule reads (``HISTORY_H + on_h + off_h``
+hours and a step, :attr:`~analytics.pdm.predict.ModelInfo.history_h`), so the warning shown is
+the card's standing warning, not the raw alarm; each equipment's previous warning goes along
+for the rare run whose rows cannot decide it. Equipment without enough good
 history, without a model for its type or without a tag for one of its signals gets no
 prediction: it is listed in :attr:`MaintenanceService.unavailable` with the reason, never
 invented.
@@ -53,6 +57,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,13 +67,14 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 
 from analytics.pdm import baseline as bl
 from analytics.pdm.card import CARD_SUFFIX
-from analytics.pdm.features import HISTORY_H, SECONDS_PER_HOUR
+from analytics.pdm.features import SECONDS_PER_HOUR
 from analytics.pdm.predict import (
     EquipmentSeries,
     FleetPredictions,
     ModelInfo,
     Prediction,
     PredictionLevel,
+    PreviousWarning,
     Unavailable,
     describe_models,
     predict_fleet,
@@ -450,13 +456,26 @@ class MaintenanceService:
             if len(series) < len(signals):
                 unavailable[equipment.id] = f"{Unavailable.NO_SIGNAL_TAG.value}: not in the catalog"
                 continue
-            inputs.append(EquipmentSeries(equipment.id, kind, signals, series))
+            inputs.append(EquipmentSeries(equipment.id, kind, signals, series,
+                                          previous=self._previous_warning(equipment.id)))
         return inputs, unavailable
 
+    def _previous_warning(self, equipment_id: str) -> PreviousWarning | None:
+        """The standing warning of the equipment's last prediction (None without one)."""
+        p = self.predictions.get(equipment_id)
+        if p is None:
+            return None
+        try:
+            time_s = datetime.fromisoformat(p.timestamp).timestamp()
+        except ValueError:
+            return None
+        return PreviousWarning(time_s=time_s, warning=p.warning, model_source=p.model_source)
+
     async def _good_samples(self, tag_id: str, model: ModelInfo, now: float) -> tuple[np.ndarray, np.ndarray]:
-        """The tag's usable samples over the model's history window, reduced to a few per dt."""
+        """The tag's usable samples over the model's history window (the features' window behind
+        each row of the warning rule), reduced to a few per dt."""
         dt = model.dt_s if model.dt_s > 0 else 60.0
-        window_s = HISTORY_H * SECONDS_PER_HOUR + dt
+        window_s = model.history_h * SECONDS_PER_HOUR + dt
         buckets = int(BUCKETS_PER_STEP * window_s / dt) + 1
         history = await self.store.history(self.catalog.index[tag_id], now - window_s, now + 1e-3,
                                            max_points=buckets)

@@ -123,6 +123,10 @@ async def test_predictions_appear_for_equipment_with_a_model(tmp_path, models_di
         assert set(service.failure_probabilities()) == set(service.predictions)
         body = service.predictions[WORN].as_dict()
         assert body["equipment_id"] == WORN and body["model_source"].startswith("PUMP v")
+        # The level follows the card's standing warning, which says where its rule stands.
+        for p in service.predictions.values():
+            assert (p.prediction != PredictionLevel.NORMAL) == p.warning
+            assert p.warning_state.split(":")[0] in ("standing", "on-delay", "off-delay", "clear")
     finally:
         await _close(gateway, service)
 

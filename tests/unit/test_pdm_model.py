@@ -192,12 +192,26 @@ def test_loaded_models_predict_with_drivers_and_source(saved, trained, histories
 
 
 def test_a_machine_near_failure_is_not_normal_and_gets_a_failure_date(saved, trained, histories):
+    from analytics.pdm.predict import positive_probability
     model = load_models(saved)[KIND]
     rows = rows_of(histories[0], KIND, trained.horizon_h)
-    now = datetime(2025, 1, 1, tzinfo=UTC)
-    worn = predict_equipment(model, rows.features[-2], now, "PUMP-101")
-    assert worn.prediction != PredictionLevel.NORMAL
+    k = len(rows) - 2
+    # The rows before it, as the live warning rule reads them (the card's on/off delays).
+    recent = (rows.time_s[:k], positive_probability(model.classifier, rows.features[:k]))
+    worn = predict_equipment(model, rows.features[k], datetime.fromtimestamp(rows.time_s[k], UTC),
+                             "PUMP-101", recent=recent)
+    assert worn.warning and worn.prediction != PredictionLevel.NORMAL
     assert worn.rul_hours is not None and worn.estimated_failure_date is not None
+
+
+def test_one_row_alone_cannot_raise_a_warning_with_an_on_delay(saved, trained, histories):
+    model = load_models(saved)[KIND]
+    assert model.on_h == trained.warning.on_h and model.off_h == trained.warning.off_h
+    rows = rows_of(histories[0], KIND, trained.horizon_h)
+    worn = predict_equipment(model, rows.features[-2], datetime(2025, 1, 1, tzinfo=UTC), "PUMP-101")
+    assert worn.alarm
+    assert worn.warning == (model.on_h * 3600.0 <= model.step_s)
+    assert worn.warning_partial == (model.on_h + model.off_h > 0)
 
 
 def test_a_healthy_machine_is_normal_without_rul(saved, trained, histories):

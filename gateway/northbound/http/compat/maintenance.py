@@ -8,7 +8,10 @@ without the PdM service the list is empty (no prediction is invented). ``recomme
 ``narrative`` are in the request's language (:mod:`.language`); ``prediction`` keeps its enum
 word (NORMAL / WARNING / FAILURE_IMMINENT) in every language. Each row also carries the
 equipment's ``condition_baseline`` (below; null when it has none), an addition to the seed's
-fields.
+fields, and the model card's warning rule: ``alarm`` (this prediction's own alarm), ``warning``
+(the standing warning, after the card's on/off delays, which ``prediction`` follows) and
+``warning_state`` (``on-delay: alarm for 3.0 of 6.0 h``; English words, like ``prediction``),
+``warning_partial`` while the history is shorter than the rule needs.
 
 ``GET /api/maintenance/baseline``  the condition baseline of every pump, compressor, furnace,
 exchanger and valve, in catalog order (not in the seed; it needs no trained model): ``state``
@@ -94,6 +97,15 @@ class MaintenancePrediction(BaseModel):
     timestamp: datetime
     shap_explanation: ShapExplanation
     condition_baseline: ConditionBaseline | None = None
+    alarm: bool = Field(default=False, description="this prediction's own alarm: probability at or "
+                                                   "above the model card's threshold")
+    warning: bool = Field(default=False, description="the model card's standing warning (alarm held for "
+                                                     "its on-delay, cleared after its off-delay); "
+                                                     "prediction is NORMAL unless it stands")
+    warning_state: str = Field(default="", description="e.g. 'on-delay: alarm for 3.0 of 6.0 h', "
+                                                       "'off-delay: clear for 1.0 of 4.0 h' (English)")
+    warning_partial: bool = Field(default=False, description="less history than the warning rule needs "
+                                                             "(on_h + off_h): decided from what there is")
 
 
 def prediction_dicts(maintenance: Any) -> dict[str, dict]:

@@ -132,9 +132,27 @@ def _drivers(text: str) -> str:
     return "; ".join(out)
 
 
+# The standing warning's phases (analytics.pdm.predict.WarningPhase) and their Spanish words.
+WARNING_PHASES = {"standing": "Aviso activo", "on-delay": "Aviso en espera de activación",
+                  "off-delay": "Aviso en espera de desactivación", "clear": "Aviso inactivo"}
+
+
+def _warning(m: re.Match[str]) -> str:
+    if m["phase"] in ("standing", "on-delay"):
+        text = f"alarma durante {m['held_a']}" + (f" de {m['of_a']}" if m["of_a"] else "") + " h"
+    elif m["phase"] == "off-delay":
+        text = f"sin alarma durante {m['held_c']} de {m['of_c']} h"
+    else:
+        text = f"sin alarma durante {m['held_n']} h"
+    partial = f" (con {m['rows']} de {m['need']} h de historial)" if m["rows"] else ""
+    return f"{WARNING_PHASES[m['phase']]}: {text}{partial}."
+
+
 def _narrative(m: re.Match[str]) -> str:
     parts = [f"{m['eq']}: {m['p']} % de probabilidad de falla en {m['h']} h (umbral de alarma "
              f"{m['t']} %), {LEVEL_WORDS.get(m['level'], m['level'])}."]
+    if m["phase"] is not None:
+        parts.append(_warning(m))
     if m["rul"] is not None:
         parts.append(f"Vida útil remanente estimada {m['rul']} h.")
     if m["drivers"] is not None:
@@ -144,7 +162,11 @@ def _narrative(m: re.Match[str]) -> str:
 
 MAINTENANCE_NARRATIVE = Phrasebook([
     (r"(?P<eq>.+?): (?P<p>\S+) % probability of failure within (?P<h>\S+) h \(alarm threshold "
-     r"(?P<t>\S+) %\), (?P<level>[A-Z_]+)\.(?: Estimated remaining useful life (?P<rul>\S+) h\.)?"
+     r"(?P<t>\S+) %\), (?P<level>[A-Z_]+)\."
+     r"(?: Warning (?P<phase>standing|on-delay|off-delay|clear): (?:alarm for (?P<held_a>\S+)"
+     r"(?: of (?P<of_a>\S+))? h|clear for (?P<held_c>\S+) of (?P<of_c>\S+) h|no alarm for "
+     r"(?P<held_n>\S+) h)(?: \(from (?P<rows>\S+) of (?P<need>\S+) h of history\))?\.)?"
+     r"(?: Estimated remaining useful life (?P<rul>\S+) h\.)?"
      r"(?: Main drivers: (?P<drivers>.+)\.)?",
      _narrative),
 ])
