@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 
@@ -35,6 +36,9 @@ from analytics.pdm.events import (
 
 CALIBRATION_BINS = 10
 THRESHOLD_CANDIDATES = np.round(np.arange(0.10, 0.91, 0.01), 2)
+# Confidence of the lower bound on the lead time that the target share of failures get
+# (:func:`lead_lower_bound_h`), used by choose_warning_cv within a band of tied rules.
+LEAD_BOUND_CONFIDENCE = 0.95
 
 
 def precision_recall(label: np.ndarray, alarm: np.ndarray) -> tuple[float, float, float]:
@@ -212,6 +216,29 @@ def event_margin(metrics: dict[str, object], warned_share: float = TARGET_WARNED
                (false_per_month - float(rate)) / false_per_month)
 
 
+def lead_lower_bound_h(leads: Sequence[float], share: float = TARGET_WARNED_SHARE,
+                       confidence: float = LEAD_BOUND_CONFIDENCE) -> float | None:
+    """A lower confidence bound of the lead time that a ``share`` of failures get, in hours.
+
+    The ``1 - share`` quantile of the failures' lead times (the lead that ``share`` of them
+    reach) under a normal approximation, mean - z_share * sd, less z_confidence of its standard
+    error sd * sqrt(1/n + z_share^2 / (2 (n - 1))). With the targets' 0.95 and 0.95 it says:
+    with 95 % confidence, 95 % of failures like these are warned at least this long ahead. The
+    count of failures warned at the lead is the same figure read off the sample itself, which
+    with 20 failures rests on the one or two shortest leads; the bound uses every lead, and
+    falls as the leads spread. None with fewer than 3 leads.
+    """
+    arr = np.asarray(leads, dtype=np.float64)
+    n = len(arr)
+    if n < 3:
+        return None
+    normal = NormalDist()
+    z_share, z_conf = normal.inv_cdf(share), normal.inv_cdf(confidence)
+    sd = float(arr.std(ddof=1))
+    quantile = float(arr.mean()) - z_share * sd
+    return quantile - z_conf * sd * float(np.sqrt(1.0 / n + z_share ** 2 / (2 * (n - 1))))
+
+
 def choose_warning_cv(rows: Rows, probability: np.ndarray, planning_lead_h: float, horizon_h: float,
                       thresholds: Sequence[float] = tuple(THRESHOLD_CANDIDATES),
                       on_delays_h: Sequence[float] = ON_DELAYS_H,
@@ -224,10 +251,17 @@ def choose_warning_cv(rows: Rows, probability: np.ndarray, planning_lead_h: floa
     margin wins. Ties are common (every failure warned and no false alarm over a band of
     thresholds, with a few hundred training-run hours): they go to the pair of delays with the
     widest band of tied thresholds (the most room for another machine's probabilities to sit
-    higher or lower; equal widths: the shorter delays), then to the middle threshold of that
-    band. (Taking the shortest delays first instead picked rules at the edge of their band and
-    doubled the held-out false alarms of some trainings: docs/analytics.md.) Returns the rule,
-    its margin and its metrics.
+    higher or lower; equal widths: the shorter delays; taking the shortest delays first instead
+    picked rules at the edge of their band and doubled the held-out false alarms of some
+    trainings: docs/analytics.md). Within that band, the thresholds whose leads keep a margin
+    in standard errors, :func:`lead_lower_bound_h` at least the planning lead (if none does,
+    the whole band: the bound then gives no direction, and the band's middle keeps its room
+    from false alarms); the middle of them wins. The band's low edge is where a
+    false alarm appears in CV; its high edge, by count, is where the shortest of the training
+    failures' leads falls below the planning lead, and on held-out failures the shortest leads
+    are shorter (20 failures say little about a 5 % tail), so the bound moves the high edge
+    down to where the lead tail has room. Returns the rule, its margin and its metrics (with
+    ``lead_lower_bound_h``).
     """
     runs = []
     for run_id in dict.fromkeys(rows.run_id.tolist()):
@@ -250,6 +284,7 @@ def choose_warning_cv(rows: Rows, probability: np.ndarray, planning_lead_h: floa
                     if failure is not None:
                         leads.append(lead_of(t, w, failure))
                 metrics = summarize(leads, false, hours, planning_lead_h, horizon_h)
+                metrics["lead_lower_bound_h"] = lead_lower_bound_h(leads)
                 scored.append((event_margin(metrics), on_h, off_h, float(th), metrics))
     best = max(m for m, *_ in scored)
     tied = [s for s in scored if s[0] >= best - 1e-9]
@@ -258,6 +293,9 @@ def choose_warning_cv(rows: Rows, probability: np.ndarray, planning_lead_h: floa
         width[(on, off)] = width.get((on, off), 0) + 1
     delays = max(width, key=lambda d: (width[d], -(d[0] + d[1]), -d[0]))
     band = [s for s in tied if (s[1], s[2]) == delays]
+    bounds = [-np.inf if s[4]["lead_lower_bound_h"] is None else s[4]["lead_lower_bound_h"] for s in band]
+    if max(bounds) >= planning_lead_h - 1e-9:
+        band = [s for s, b in zip(band, bounds, strict=True) if b >= planning_lead_h - 1e-9]
     margin, on_h, off_h, th, metrics = band[(len(band) - 1) // 2]
     return WarningRule(th, on_h, off_h), float(margin), metrics
 

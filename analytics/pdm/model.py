@@ -11,7 +11,8 @@ delays) is chosen by grouped cross-validation over the training runs: each fold'
 predicted by a forest trained on the other folds, and the rule is picked on those out-of-fold
 probabilities for the event-level targets (:func:`analytics.pdm.evaluate.choose_warning_cv`:
 at least 95 % of failures warned by a standing warning at the type's planning lead, at most
-0.5 false-alarm episodes per healthy machine-month). The final forest is trained on all
+0.5 false-alarm episodes per healthy machine-month; among tied rules, one whose leads keep room
+in their 5 % tail by a lower confidence bound). The final forest is trained on all
 training runs; every reported metric comes from test runs that neither the model nor the rule
 ever saw. The card's ``meets_target`` is the event-level target on the test runs
 (:mod:`analytics.pdm.events`); the row-level precision / recall are kept as secondary figures.
@@ -270,7 +271,10 @@ def _card(kind: EquipmentType, options: TrainOptions, horizon_h: float, rule: Wa
                                 f">= {planning_lead_h:g} h ahead >= {TARGET_WARNED_SHARE:g}, false-alarm "
                                 f"episodes per healthy machine-month <= {TARGET_FALSE_PER_MONTH:g}, each "
                                 f"margin as a share of its room) is largest, {len(folds)}-fold "
-                                f"cross-validation grouped by run over the train runs"),
+                                f"cross-validation grouped by run over the train runs; among tied "
+                                f"rules the widest band of tied thresholds, narrowed to the thresholds "
+                                f"whose 95 % lower bound on the lead of 95 % of failures is at least "
+                                f"{planning_lead_h:g} h (if any), at its middle"),
         "meets_target": met,
         "meets_row_target": meets_row_target(test_metrics["row_level"]),
         "seed": options.seed,

@@ -121,7 +121,75 @@ def test_the_warning_rule_is_chosen_for_the_event_targets():
     assert metrics["lead_time_h"]["min"] == pytest.approx(28.0)
     # The same figures from the timelines of the chosen rule.
     again = event_metrics(timelines_of(rows, probability, rule), 24.0, 30.0)
-    assert again == metrics
+    assert again == {k: v for k, v in metrics.items() if k != "lead_lower_bound_h"}
+    # Two failures are too few for a bound on the lead tail.
+    assert metrics["lead_lower_bound_h"] is None
     # Without the on-delay, the spikes are 3 false episodes in 870 healthy hours.
     bare = event_metrics(timelines_of(rows, probability, WarningRule(0.30)), 24.0, 30.0)
     assert bare["false_episodes"] == 3 and bare["healthy_hours"] == pytest.approx(870.0)
+
+
+def test_lead_lower_bound_matches_a_hand_computation():
+    from statistics import NormalDist
+
+    from analytics.pdm.evaluate import lead_lower_bound_h
+    # Leads 30, 40, 50 h: mean 40, sd 10. The 5 % quantile 40 - 1.645 * 10 = 23.55 h, its
+    # standard error 10 * sqrt(1/3 + 1.645^2 / 4) = 10.05 h, the 95 % bound 1.645 of it below.
+    z = NormalDist().inv_cdf(0.95)
+    expected = 40.0 - z * 10.0 - z * 10.0 * np.sqrt(1 / 3 + z ** 2 / 4)
+    assert lead_lower_bound_h([30.0, 40.0, 50.0]) == pytest.approx(expected)
+    assert lead_lower_bound_h([30.0, 40.0, 50.0]) == pytest.approx(7.02, abs=0.01)
+    # Leads that spread more have a lower bound; identical leads have the lead itself.
+    assert lead_lower_bound_h([20.0, 40.0, 60.0]) < lead_lower_bound_h([30.0, 40.0, 50.0])
+    assert lead_lower_bound_h([36.0, 36.0, 36.0]) == pytest.approx(36.0)
+    assert lead_lower_bound_h([30.0, 40.0]) is None
+
+
+def _stepped_failures() -> tuple[Rows, np.ndarray]:
+    """Five runs failing at 100 h whose probability steps 0.02 -> 0.3 -> 0.6 -> 0.9 with leads
+    a + 30, a + 20 and a hours (a = 24, 30, 36, 42, 48), and a healthy machine-month at 0.02
+    with one row at 0.2."""
+    runs, probabilities = [], []
+    for k, a in enumerate((24, 30, 36, 42, 48)):
+        p = np.full(100, 0.02)
+        p[100 - a - 30:], p[100 - a - 20:], p[100 - a:] = 0.3, 0.6, 0.9
+        runs.append(_run(k + 1, p, 100.0))
+        probabilities.append(p)
+    healthy = np.full(730, 0.02)
+    healthy[300] = 0.2
+    runs.append(_run(9, healthy, None))
+    probabilities.append(healthy)
+    return Rows.concat(runs), np.concatenate(probabilities)
+
+
+def test_within_the_tied_band_the_rule_keeps_room_in_the_lead_tail():
+    from analytics.pdm.evaluate import WarningRule, choose_warning_cv, lead_lower_bound_h
+    rows, probability = _stepped_failures()
+    thresholds = tuple(np.round(np.arange(0.1, 0.91, 0.1), 2))
+    rule, margin, metrics = choose_warning_cv(rows, probability, planning_lead_h=24.0, horizon_h=30.0,
+                                              thresholds=thresholds, on_delays_h=(0.0,),
+                                              off_delays_h=(0.0,))
+    # Thresholds 0.1-0.2 raise a false episode on the healthy machine (1 in 1,080 healthy hours:
+    # 0.68 a machine-month, over 0.5). 0.3-0.9 warn all five failures at 24 h with no false
+    # alarm: one tied band, whose middle (0.6) the count alone would pick. But from 0.7 up the
+    # leads are 24-48 h, and their 5 % quantile's 95 % bound is below the planning lead (the
+    # shortest lead sits exactly on it); at 0.4-0.6 (leads 44-68 h) and 0.3 (54-78 h) the bound
+    # is 29 h and 39 h. The middle of 0.3-0.6 is 0.4.
+    assert lead_lower_bound_h([24.0, 30.0, 36.0, 42.0, 48.0]) < 24.0
+    assert lead_lower_bound_h([44.0, 50.0, 56.0, 62.0, 68.0]) == pytest.approx(28.95, abs=0.01)
+    assert rule == WarningRule(threshold=0.4)
+    assert margin == pytest.approx(1.0)
+    assert metrics["warned_at_lead"] == 5 and metrics["false_episodes"] == 0
+    assert metrics["lead_time_h"]["min"] == pytest.approx(44.0)
+    assert metrics["lead_lower_bound_h"] == pytest.approx(28.95, abs=0.01)
+
+
+def test_a_band_without_room_in_the_lead_tail_keeps_its_middle():
+    from analytics.pdm.evaluate import WarningRule, choose_warning_cv
+    rows, probability = _stepped_failures()
+    # Only 0.7-0.9 offered: all tie (five warned at 24 h, no false alarm) and none has a bound
+    # at the lead, so the bound gives no direction: the middle, 0.8.
+    rule, _, metrics = choose_warning_cv(rows, probability, planning_lead_h=24.0, horizon_h=30.0,
+                                         thresholds=(0.7, 0.8, 0.9), on_delays_h=(0.0,), off_delays_h=(0.0,))
+    assert rule == WarningRule(threshold=0.8)
+    assert metrics["warned_at_lead"] == 5 and metrics["lead_lower_bound_h"] < 24.0
