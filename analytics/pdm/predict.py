@@ -214,13 +214,17 @@ class LiveWarning:
 
     def state(self) -> str:
         """``on-delay: alarm for 3.0 of 6.0 h``, ``off-delay: clear for 1.0 of 4.0 h``,
-        ``standing: alarm for 7.5 h``, ``clear: no alarm for 2.0 h``; with a short history
-        `` (from 2.5 of 10.2 h of history)``."""
+        ``standing: alarm for 7.5 h``, ``clear: no alarm for at least 10.2 h`` (the run goes
+        back past the rows read); with a short history `` (from 2.5 of 10.2 h of history)``;
+        without delays ``standing: alarm (no delays)`` or ``clear: no alarm (no delays)``."""
         phase = self.phase
-        text = {WarningPhase.STANDING: f"alarm for {self.held_h:.1f} h",
+        if not self.delayed:
+            return f"{phase.value}: {'alarm' if self.alarm else 'no alarm'} (no delays)"
+        least = "at least " if self.held_h >= self.rows_h - 1e-9 else ""
+        text = {WarningPhase.STANDING: f"alarm for {least}{self.held_h:.1f} h",
                 WarningPhase.OFF_DELAY: f"clear for {self.held_h:.1f} of {self.off_h:.1f} h",
                 WarningPhase.ON_DELAY: f"alarm for {self.held_h:.1f} of {self.on_h:.1f} h",
-                WarningPhase.CLEAR: f"no alarm for {self.held_h:.1f} h"}[phase]
+                WarningPhase.CLEAR: f"no alarm for {least}{self.held_h:.1f} h"}[phase]
         partial = f" (from {self.rows_h:.1f} of {self.window_h:.1f} h of history)" if self.partial else ""
         return f"{phase.value}: {text}{partial}"
 

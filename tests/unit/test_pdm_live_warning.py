@@ -195,6 +195,7 @@ def test_an_old_card_without_delays_warns_on_the_alarm_itself():
     assert on.warning and on.alarm and on.prediction != PredictionLevel.NORMAL
     assert not off.warning and not off.alarm and off.prediction == PredictionLevel.NORMAL
     assert "Warning" not in on.narrative and not on.warning_partial
+    assert (on.warning_state, off.warning_state) == ("standing: alarm (no delays)", "clear: no alarm (no delays)")
 
 
 def test_the_delays_come_from_the_artifact_when_the_card_has_none():
@@ -284,7 +285,12 @@ def test_the_api_row_carries_the_warning_and_a_restored_row_keeps_it():
     assert Prediction.from_dict(old).warning is True  # persisted before the fields: as its level said
 
 
-@pytest.mark.parametrize("now_h", [101.0, 104.0, 111.0, 115.0, 8.0])
+def test_a_run_longer_than_the_rows_read_is_said_to_be_at_least_that_long():
+    p = _predict(_model(), _series(ALARM_100_TO_110), 150.0)
+    assert p.warning_state == "clear: no alarm for at least 5.2 h"
+
+
+@pytest.mark.parametrize("now_h", [101.0, 104.0, 111.0, 115.0, 150.0, 8.0])
 def test_the_warning_sentence_has_its_spanish_sentence(now_h):
     series = _series([(0.0, 10.0)], end_h=10.0) if now_h < 10 else _series(ALARM_100_TO_110)
     english = _predict(_model(), series, now_h).narrative

@@ -139,11 +139,13 @@ WARNING_PHASES = {"standing": "Aviso activo", "on-delay": "Aviso en espera de ac
 
 def _warning(m: re.Match[str]) -> str:
     if m["phase"] in ("standing", "on-delay"):
-        text = f"alarma durante {m['held_a']}" + (f" de {m['of_a']}" if m["of_a"] else "") + " h"
+        least = "al menos " if m["least_a"] else ""
+        text = f"alarma durante {least}{m['held_a']}" + (f" de {m['of_a']}" if m["of_a"] else "") + " h"
     elif m["phase"] == "off-delay":
         text = f"sin alarma durante {m['held_c']} de {m['of_c']} h"
     else:
-        text = f"sin alarma durante {m['held_n']} h"
+        least = "al menos " if m["least_n"] else ""
+        text = f"sin alarma durante {least}{m['held_n']} h"
     partial = f" (con {m['rows']} de {m['need']} h de historial)" if m["rows"] else ""
     return f"{WARNING_PHASES[m['phase']]}: {text}{partial}."
 
@@ -163,9 +165,10 @@ def _narrative(m: re.Match[str]) -> str:
 MAINTENANCE_NARRATIVE = Phrasebook([
     (r"(?P<eq>.+?): (?P<p>\S+) % probability of failure within (?P<h>\S+) h \(alarm threshold "
      r"(?P<t>\S+) %\), (?P<level>[A-Z_]+)\."
-     r"(?: Warning (?P<phase>standing|on-delay|off-delay|clear): (?:alarm for (?P<held_a>\S+)"
-     r"(?: of (?P<of_a>\S+))? h|clear for (?P<held_c>\S+) of (?P<of_c>\S+) h|no alarm for "
-     r"(?P<held_n>\S+) h)(?: \(from (?P<rows>\S+) of (?P<need>\S+) h of history\))?\.)?"
+     r"(?: Warning (?P<phase>standing|on-delay|off-delay|clear): (?:alarm for (?P<least_a>at least )?"
+     r"(?P<held_a>\S+)(?: of (?P<of_a>\S+))? h|clear for (?P<held_c>\S+) of (?P<of_c>\S+) h|"
+     r"no alarm for (?P<least_n>at least )?(?P<held_n>\S+) h)"
+     r"(?: \(from (?P<rows>\S+) of (?P<need>\S+) h of history\))?\.)?"
      r"(?: Estimated remaining useful life (?P<rul>\S+) h\.)?"
      r"(?: Main drivers: (?P<drivers>.+)\.)?",
      _narrative),
