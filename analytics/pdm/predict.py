@@ -17,9 +17,10 @@ live features, each row with its full history) and applies the rule to their ala
 standing one), with ``warning_state`` such as ``on-delay: alarm for 3.0 of 6.0 h``. A card
 without delays (older models) gives 0 and 0: the warning is the alarm. With less history than
 the rule needs (a new installation) the warning is taken from the rows there are, starting
-off as the evaluation's timelines do, and flagged ``warning_partial``. When the alarm chattered
-over the whole window (no run as long as its delay) the rows cannot decide it and the warning
-of the previous prediction carries over, as the rule would have it.
+off as the evaluation's timelines do, and flagged ``warning_partial``. When every run of the
+alarm in those rows is shorter than its delay (an alarm that came and went, or chattered,
+around the threshold) the rows cannot decide it, and the equipment's previous warning carries
+over (:class:`PreviousWarning`), as the rule over the whole history would have it.
 
 ``confidence`` is the share of trees that agree with the forest's decision; ``rul_hours`` and
 the estimated failure date are given only when the level is not NORMAL. The drivers are the

@@ -12,7 +12,7 @@ predictions (:func:`analytics.pdm.predict.predict_fleet`). The history read is t
 feature window behind every row its card's warning rule reads (``HISTORY_H + on_h + off_h``
 hours and a step, :attr:`~analytics.pdm.predict.ModelInfo.history_h`), so the warning shown is
 the card's standing warning, not the raw alarm; each equipment's previous warning goes along
-for the rare run whose rows cannot decide it. Equipment without enough good
+for a run whose rows cannot decide it. Equipment without enough good
 history, without a model for its type or without a tag for one of its signals gets no
 prediction: it is listed in :attr:`MaintenanceService.unavailable` with the reason, never
 invented.
