@@ -30,10 +30,26 @@ def _share(model: BaseModel, fields_set: dict[frozenset[str], set[str]]) -> None
     object.__setattr__(model, "__pydantic_fields_set__", fields_set.setdefault(names, set(names)))
 
 
+def _share_keys(model: BaseModel) -> None:
+    """Give ``model`` a key-sharing ("split") ``__dict__``: CPython stores the field names once
+    per class and only the values per instance (a tag's 25 fields: 832 -> 296 bytes). Pydantic
+    builds an ordinary dict per instance; any dict is accepted, and a split dict behaves as one
+    in every respect (it becomes an ordinary dict again if a key is ever added)."""
+    holder = _KEY_SHARING.get(type(model))
+    if holder is None:
+        holder = _KEY_SHARING[type(model)] = type(f"_{type(model).__name__}Fields", (), {})
+    fields = holder()
+    for name, value in model.__dict__.items():  # always in field order: the keys are shared
+        setattr(fields, name, value)
+    object.__setattr__(model, "__dict__", fields.__dict__)
+
+
 # Shared by the synthetic tags: their fields-set objects and their empty simulator hints (read
-# only: the simulator looks hints up, nothing writes them).
+# only: the simulator looks hints up, nothing writes them), and per model class the plain class
+# whose instances' dicts share their keys.
 _SYNTHETIC_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
 _NO_SIM_HINTS: dict[str, Any] = {}
+_KEY_SHARING: dict[type, type] = {}
 
 
 def synthetic_tag(n: int) -> Tag:
@@ -41,12 +57,14 @@ def synthetic_tag(n: int) -> Tag:
 
     Validated like any tag; 10,000 of them are kept for the daemon's lifetime, so the per-tag
     bookkeeping that cannot differ between them (pydantic's fields set, the empty ``sim``
-    dict) is shared instead of copied (3.5 KB -> 1.9 KB a tag).
+    dict, the field names of each model's ``__dict__``) is shared instead of copied
+    (3.5 KB -> about 1 KB a tag).
     """
     tag = _synthetic_tag(n)
+    tag.__dict__["sim"] = _NO_SIM_HINTS
     for model in (tag, tag.modbus, tag.opcua):
         _share(model, _SYNTHETIC_FIELDS_SETS)
-    tag.__dict__["sim"] = _NO_SIM_HINTS
+        _share_keys(model)
     return tag
 
 

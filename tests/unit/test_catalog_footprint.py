@@ -54,3 +54,14 @@ def test_logging_does_not_import_rich_and_rich_stays_importable():
             "import rich; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "ok"
+
+
+def test_synthetic_tags_store_field_values_only_their_names_are_shared():
+    import sys as _sys
+
+    a, b = synthetic_tag(0), synthetic_tag(1)
+    for x, y in ((a, b), (a.modbus, b.modbus), (a.opcua, b.opcua)):
+        assert _sys.getsizeof(x.__dict__) < _sys.getsizeof(dict(x.__dict__))
+        assert list(x.__dict__) == list(y.__dict__) == list(type(x).model_fields)
+    assert a == Tag.model_validate(a.model_dump(exclude_unset=True))
+    assert a.model_copy(update={"name": "renamed"}).name == "renamed" and a.name == "Synthetic 1"
