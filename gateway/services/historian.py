@@ -114,6 +114,8 @@ class HistorianService:
             "rows_folded": st.rows_folded,
             "last_fold_at": st.last_fold_at,
             "maintenance_error": st.maintenance_error,
+            "stage_seconds": {"read": round(st.read_s, 3), "encode": round(st.encode_s, 3),
+                              "copy": round(st.copy_s, 3), "mark": round(st.mark_s, 3)},
             "tag_writes_forwarded": (None if self.forwarder is None
                                      else self.forwarder.stats.rows_forwarded),
             "tag_writes_error": None if self.forwarder is None else self.forwarder.stats.last_error,

@@ -8,7 +8,9 @@ cursor says is committed. Nothing is lost (the store keeps unforwarded batches) 
 nothing is written twice (no chunk is sent past the cursor), without a unique key.
 
 The next chunk is read and encoded (in a worker thread) while the current one is being
-COPYed. Latest values and rollups are folded in by ``run_maintenance`` (derived.py), on
+COPYed. While a COPY waits (a stalled historian) the look-ahead is prepared again as the
+store fills, so a full chunk is ready when the COPY commits; a look-ahead that found nothing
+is followed by a fresh read at once, never by an idle poll. Latest values and rollups are folded in by ``run_maintenance`` (derived.py), on
 its own connection, so the write transaction is only the COPY.
 
 One cohesive thing, kept in one module (~430 lines): the forwarding loop, its reconnects and
@@ -100,6 +102,12 @@ class WriterStats:
     rows_folded: int = 0  # raw rows folded into latest/rollups by maintenance
     last_fold_at: float | None = None
     maintenance_error: str | None = None
+    # Cumulative wall seconds by forwarding stage (the read and encode of the next chunk
+    # overlap the current COPY, so they need not add up to the elapsed time).
+    read_s: float = 0.0  # embedded store: pending batches read
+    encode_s: float = 0.0  # binary COPY stream built (worker thread)
+    copy_s: float = 0.0  # transaction: cursor advance, COPY, commit
+    mark_s: float = 0.0  # embedded store: forwarded id advanced
 
     def as_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -297,9 +305,15 @@ class DatabaseWriter:
         ahead: asyncio.Task[_Chunk | None] | None = None
         try:
             while True:
+                looked_ahead = ahead is not None
                 chunk = await (ahead or self._prepare(self._cursor.batch_id,
                                                       self._cursor.chunk_seq + 1))
                 ahead = None
+                if chunk is None and looked_ahead:
+                    # The look-ahead read the store when the last COPY began; after a long
+                    # COPY (a stalled historian) a backlog waits: read again now, not after
+                    # an idle poll.
+                    chunk = await self._prepare(self._cursor.batch_id, self._cursor.chunk_seq + 1)
                 if chunk is None:
                     self._note_idle()
                     now = self._clock()
@@ -310,8 +324,13 @@ class DatabaseWriter:
                     continue
                 self._note_lag(chunk.oldest_scan_start)
                 # Read and encode the next chunk while this one is COPYed.
-                ahead = asyncio.create_task(self._prepare(chunk.last_id, chunk.chunk_seq + 1))
-                await self._write_chunk(conn, chunk)
+                copied = asyncio.Event()
+                ahead = asyncio.create_task(self._look_ahead(
+                    chunk.last_id, chunk.chunk_seq + 1, copied, chunk.rows + chunk.unmapped))
+                try:
+                    await self._write_chunk(conn, chunk)
+                finally:
+                    copied.set()
                 await self._mark_forwarded(chunk.last_id)
                 idle_since = self._clock()
         finally:
@@ -320,14 +339,43 @@ class DatabaseWriter:
                 with contextlib.suppress(BaseException):
                     await ahead
 
+    async def _look_ahead(self, after_id: int, chunk_seq: int, copied: asyncio.Event,
+                          in_flight: int) -> _Chunk | None:
+        """The chunk after ``after_id``, prepared while the one before it (``in_flight``
+        values) is COPYed. While that COPY has not committed (a stalled historian) and the
+        chunk is short of ``batch_rows``, it is prepared again whenever the store has
+        gathered twice as many values, so that a full chunk is ready when the COPY ends
+        (at most about twice the final chunk's read and encode work)."""
+        seen = self.store.backlog.values - in_flight  # values waiting behind the COPY
+        chunk = await self._prepare(after_id, chunk_seq)
+        while chunk is None or chunk.rows + chunk.unmapped < self.batch_rows:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(copied.wait(), self._idle_poll_s)
+            if copied.is_set():
+                break
+            waiting = self.store.backlog.values - in_flight
+            if waiting >= max(2 * seen, 1):
+                seen = waiting
+                chunk = await self._prepare(after_id, chunk_seq)
+        return chunk
+
     async def _prepare(self, after_id: int, chunk_seq: int) -> _Chunk | None:
+        started = time.perf_counter()
         pending = await self.store.pending(after_id, self.batch_rows)
+        self.stats.read_s += time.perf_counter() - started
         self._note_backlog()
         if not pending:
             return None
         return await asyncio.to_thread(self._encode, pending, chunk_seq)
 
     def _encode(self, pending: list[StoredBatch], chunk_seq: int) -> _Chunk:
+        started = time.perf_counter()
+        try:
+            return self._encode_chunk(pending, chunk_seq)
+        finally:
+            self.stats.encode_s += time.perf_counter() - started
+
+    def _encode_chunk(self, pending: list[StoredBatch], chunk_seq: int) -> _Chunk:
         columns = Columns.of([sb.batch for sb in pending])
         known = (columns.tag_index >= 0) & (columns.tag_index < self._n_tags)
         unmapped = int(len(known) - np.count_nonzero(known))
@@ -349,12 +397,14 @@ class DatabaseWriter:
             if len(chunk.days) == 1:  # skip per-row partition routing
                 target = datetime.fromtimestamp(chunk.days[0] * _DAY_S, UTC).strftime(
                     "process_data_%Y%m%d")
+        started = time.perf_counter()
         async with conn.transaction():
             cursor = await fwd.advance(conn, self.gateway_id, await self._store_identity(),
                                        self._cursor, chunk.last_id)
             if chunk.rows:
                 await conn.copy_to_table(target, source=memoryview(chunk.payload),
                                          columns=ROW_COLUMNS, format="binary")
+        self.stats.copy_s += time.perf_counter() - started
         self._cursor = cursor
         now = self._clock()
         self.stats.rows_written += chunk.rows
@@ -365,7 +415,9 @@ class DatabaseWriter:
 
     async def _mark_forwarded(self, upto_id: int) -> None:
         """Advance the store's cursor; called only after the chunk's commit."""
+        started = time.perf_counter()
         await self.store.set_forwarded(upto_id)
+        self.stats.mark_s += time.perf_counter() - started
         self._note_backlog()
 
     async def _ensure_partitions(self, conn: asyncpg.Connection, days: tuple[int, ...]) -> None:
