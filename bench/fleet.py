@@ -78,6 +78,8 @@ GATEWAYS_PER_SITE = 2
 # the tag's catalog index; one int64 per value, the same arithmetic in numpy and in SQL.
 TAG_BITS = 20
 RAW_GATEWAY = "raw-copy"
+# How long the drain's profile of one gateway runs after the release.
+PROFILE_AFTER_RELEASE_S = 6.0
 
 # Every daemon this process started, for the cleanup on any exit.
 _STARTED: list[DaemonProcess] = []
@@ -169,6 +171,7 @@ class Sample:
     last_commit_at: float | None
     accepted_values: int
     overruns: int
+    stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -217,6 +220,92 @@ class Member:
         return out
 
 
+def postgres_cpu() -> dict[int, float]:
+    """CPU seconds so far of every PostgreSQL server process on this machine, by pid."""
+    out: dict[int, float] = {}
+    for p in psutil.process_iter(["name"]):
+        if p.info["name"] in ("postgres", "postmaster"):
+            with contextlib.suppress(psutil.Error):
+                out[p.pid] = sum(p.cpu_times()[:2])
+    return out
+
+
+def machine_busy_s() -> float:
+    """CPU seconds the whole machine has spent busy (all cores, every process)."""
+    t = psutil.cpu_times()
+    # Linux counts guest time inside user and nice as well; steal is time the host took.
+    return (sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0)
+            - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0))
+
+
+@dataclass
+class CpuSnapshot:
+    """CPU seconds so far by owner: the gateway daemons, their simulators, PostgreSQL."""
+
+    daemons: dict[int, float]
+    simulators: dict[int, float]
+    postgres: dict[int, float]
+    machine: float
+    t: float  # when the machine's figure was read (the processes' follow within ~0.1 s)
+
+    @classmethod
+    def take(cls, members: list[Member]) -> CpuSnapshot:
+        t, machine = time.time(), machine_busy_s()
+        daemons: dict[int, float] = {}
+        simulators: dict[int, float] = {}
+        for m in members:
+            for pid, cpu in m.cpu_by_process().items():
+                (daemons if m.daemon and pid == m.daemon.proc.pid else simulators)[pid] = cpu
+        return cls(daemons, simulators, postgres_cpu(), machine, t)
+
+    def until(self, later: CpuSnapshot) -> dict[str, float]:
+        return {"gateway_daemons": cpu_between(self.daemons, later.daemons),
+                "simulators": cpu_between(self.simulators, later.simulators),
+                "postgres": cpu_between(self.postgres, later.postgres),
+                "machine_busy": later.machine - self.machine, "seconds": later.t - self.t}
+
+
+def _frame_name(frame: str) -> str:
+    """``func (file.py:12)`` -> ``func (file.py)``; a thread's own frame -> ``thread``."""
+    if frame.startswith("thread ("):
+        return "thread"
+    name, sep, where = frame.partition(" (")
+    return f"{name} ({where.split(':')[0].rstrip(')')})" if sep else frame
+
+
+def summarize_profile(raw: str, top: int = 12) -> dict:
+    """py-spy's raw (collapsed) stacks: the busiest functions, by share of the samples in
+    which they are on the stack (inclusive) and on top of it (self)."""
+    inclusive: dict[str, int] = {}
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [_frame_name(f) for f in stack.split(";")]
+        for f in set(frames):
+            inclusive[f] = inclusive.get(f, 0) + n
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+    def share(d: dict[str, int]) -> list[dict]:
+        return [{"function": f, "share": round(c / total, 3)}
+                for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:top]]
+    return {"samples": total, "inclusive": share(inclusive), "self": share(own)}
+
+
+async def profile_process(pid: int, seconds: float, out: Path) -> asyncio.subprocess.Process | None:
+    """Start py-spy sampling ``pid`` (every thread, not idle ones) for ``seconds`` into ``out``."""
+    exe = Path(sys.executable).with_name("py-spy")
+    if not exe.exists():
+        return None
+    return await asyncio.create_subprocess_exec(
+        str(exe), "record", "--pid", str(pid), "--duration", str(max(1, round(seconds))),
+        "--rate", "250", "--format", "raw", "--threads", "--nonblocking", "-o", str(out),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
+
+
 def cpu_between(before: dict[int, float], after: dict[int, float]) -> float:
     """CPU seconds used between two snapshots by the processes alive at the second (a child
     started meanwhile counts from its start; one that ended meanwhile is not counted)."""
@@ -231,7 +320,8 @@ def sample_of(member: Member, body: dict, t: float) -> Sample:
                   int(db.get("rows_written") or 0), int(db.get("chunks_written") or 0),
                   db.get("last_commit_at"),
                   int((body.get("counters") or {}).get("accepted_values") or 0),
-                  sum(int(g.get("overruns") or 0) for g in groups))
+                  sum(int(g.get("overruns") or 0) for g in groups),
+                  dict(db.get("stage_seconds") or {}))
 
 
 class Sampler:
@@ -365,9 +455,13 @@ async def raw_copy(url: str, catalog: Catalog, tags: int, values: int, connectio
     try:
         conn = conns[0]
         await ensure_partitions(conn, day, day)
+        backend = psutil.Process(await conn.fetchval("SELECT pg_backend_pid()"))
+        server_before, client_before = sum(backend.cpu_times()[:2]), time.process_time()
         started = time.perf_counter()
         await conn.copy_records_to_table(partition, records=records, columns=ROW_COLUMNS)
         one = len(records) / (time.perf_counter() - started)
+        client_cpu = time.process_time() - client_before
+        server_cpu = sum(backend.cpu_times()[:2]) - server_before
         await conn.execute(f"TRUNCATE {partition}")
         share = -(-len(records) // len(conns))
         parts = [records[k:k + share] for k in range(0, len(records), share)]
@@ -384,6 +478,11 @@ async def raw_copy(url: str, catalog: Catalog, tags: int, values: int, connectio
             await c.close()
     return {"values": len(records),
             "same_table_one_connection_values_per_s": one,
+            # CPU of that COPY: this process (records -> wire) and its PostgreSQL backend.
+            "one_connection_cpu_s_per_million": {
+                "client": client_cpu / len(records) * 1e6,
+                "postgres": server_cpu / len(records) * 1e6,
+                "total": (client_cpu + server_cpu) / len(records) * 1e6},
             "same_table_parallel_values_per_s": parallel, "parallel_connections": len(conns),
             "unindexed_records_values_per_s": unindexed,
             "unindexed_binary_values_per_s": binary}
@@ -556,8 +655,12 @@ async def kill_restart(sampler: Sampler, members: list[Member], victim: Member, 
 
 
 async def outage_and_drain(url: str, conn, sampler: Sampler, members: list[Member],
-                           outage_s: float, backlog_ok: int, timeout: float) -> dict:
+                           outage_s: float, backlog_ok: int, timeout: float,
+                           work: Path) -> dict:
     lock = await asyncpg.connect(url)
+    spy = None
+    profiled = members[0]
+    profile_path = work / "drain-profile.txt"
     try:
         tr = lock.transaction()
         await tr.start()
@@ -565,9 +668,14 @@ async def outage_and_drain(url: str, conn, sampler: Sampler, members: list[Membe
         await lock.execute("LOCK TABLE process_data IN SHARE MODE")
         t_lock = time.time()
         progress(f"historian stalled (process_data locked) for {outage_s:.0f} s")
-        await asyncio.sleep(outage_s)
+        await asyncio.sleep(max(0.0, outage_s - 1.0))
+        # One gateway's daemon sampled by py-spy from a second before the release on.
+        spy = await profile_process(profiled.daemon.proc.pid, 1.0 + PROFILE_AFTER_RELEASE_S,
+                                    profile_path)
+        await asyncio.sleep(min(1.0, outage_s))
         at_release = {s.gateway: s for s in (await sampler.poll_once()).values()}
         _, c_release = await count_rows(lock)  # exact: no insert can commit while locked
+        cpu_release = CpuSnapshot.take(members)
         await tr.commit()
         t_release = time.time()
     finally:
@@ -588,14 +696,33 @@ async def outage_and_drain(url: str, conn, sampler: Sampler, members: list[Membe
                     drained[gw] = s
             await asyncio.sleep(0.2)
         t_seen, c_drained = await count_rows(conn)
+        cpu_drained = CpuSnapshot.take(members)
     finally:
         sampler.period = 1.0
+    profile = None
+    if spy is not None:
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(spy.wait(), PROFILE_AFTER_RELEASE_S + 30)
+        if spy.returncode is None:
+            spy.kill()
+            await spy.wait()
+        if profile_path.exists():
+            profile = {"gateway_id": profiled.gateway_id,
+                       "window": f"py-spy, 250 Hz, from 1 s before the release for "
+                                 f"{1 + PROFILE_AFTER_RELEASE_S:.0f} s, busy threads only",
+                       **summarize_profile(profile_path.read_text())}
     if len(drained) < len(members):
         raise RuntimeError(f"fleet did not drain within {timeout:.0f} s "
                            f"({sorted(set(m.gateway_id for m in members) - set(drained))})")
     t_done = max(s.last_commit_at or s.t for s in drained.values())
     rows_commits = sum(drained[gw].rows_written - at_release[gw].rows_written for gw in drained)
     backlog = sum(peak.values())
+    cpu = cpu_release.until(cpu_drained)
+    rows_db = c_drained - c_release
+    stages = {k: round(sum(drained[gw].stage_seconds.get(k, 0.0)
+                           - at_release[gw].stage_seconds.get(k, 0.0) for gw in drained)
+                       / len(drained), 3)
+              for k in ("read", "encode", "copy", "mark")}
     return {
         "outage_s": t_release - t_lock,
         "backlog_values_peak": backlog,
@@ -609,6 +736,16 @@ async def outage_and_drain(url: str, conn, sampler: Sampler, members: list[Membe
                          "drained_after_s": (drained[gw].last_commit_at or drained[gw].t) - t_release,
                          "rows": drained[gw].rows_written - at_release[gw].rows_written}
                         for gw in sorted(drained)],
+        # From the release to the drained count: CPU by owner, per million values drained.
+        "cpu_s": {k: round(v, 2) for k, v in cpu.items()},
+        "cpu_s_per_million": {k: round(v / rows_db * 1e6, 3) for k, v in cpu.items()
+                              if k != "seconds"},
+        "machine_cpu_busy_percent": round(100 * cpu["machine_busy"] / (
+            cpu["seconds"] * (psutil.cpu_count() or 1)), 1),
+        # Each writer's wall seconds by stage over the drain, mean of the gateways (the next
+        # chunk's read and encode overlap the COPY of the current one).
+        "writer_stage_seconds_mean": stages,
+        "profile": profile,
     }
 
 
@@ -656,7 +793,7 @@ async def run(args: argparse.Namespace, work: Path, database: str, url: str) -> 
         progress(f"  {victim.gateway_id} caught up "
                  f"{results['kill_restart']['victim_restart_to_caught_up_s']} s after restart")
         results["drain"] = await outage_and_drain(url, conn, sampler, members, args.outage_s,
-                                                  backlog_ok, args.start_timeout_s)
+                                                  backlog_ok, args.start_timeout_s, work)
         progress(f"  drained {results['drain']['backlog_values_peak']:,} values at "
                  f"{results['drain']['values_per_s_db']:,.0f}/s (database count)")
         await asyncio.sleep(args.observe_s)
@@ -744,6 +881,13 @@ def report(r: dict, path: Path) -> None:
     print(f"  drain after a {d['outage_s']:.0f} s stall: {d['backlog_values_peak']:,} values, "
           f"{d['values_per_s_db']:,.0f}/s by database count ({d['drain_seconds_db']:.2f} s), "
           f"{d['values_per_s_commits']:,.0f}/s by commit times ({d['drain_seconds_commits']:.2f} s)")
+    pm = d.get("cpu_s_per_million") or {}
+    if pm:
+        print(f"  drain CPU per million values: gateways {pm['gateway_daemons']:.2f} s, "
+              f"simulators {pm['simulators']:.2f} s, PostgreSQL {pm['postgres']:.2f} s, machine "
+              f"{pm['machine_busy']:.2f} s ({d['machine_cpu_busy_percent']:.0f} % busy); raw COPY "
+              f"{raw['one_connection_cpu_s_per_million']['total']:.2f} s "
+              f"(PostgreSQL {raw['one_connection_cpu_s_per_million']['postgres']:.2f} s)")
     print(f"  rows: expected {rec['expected']:,} landed {rec['landed']:,} lost {rec['lost']} "
           f"duplicated {rec['duplicated']} unexpected {rec['unexpected']} still buffered "
           f"{rec['still_buffered']}; embedded store {rec['store_bytes_per_value']:.1f} bytes/value")
