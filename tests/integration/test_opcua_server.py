@@ -315,6 +315,7 @@ async def test_the_standard_nodes_come_compressed_from_a_child_process():
     assert isinstance(table, standard_nodes.CompactNodes)
     created = len(table)
     assert created < 1000 < len(table.source)  # most of the 6,174 standard nodes wait compressed
+    assert len(table.zdict) > 0 and table.stored_bytes < 2_000_000  # against the shared dictionary
     node = server.get_node(ua.NodeId(ua.ObjectIds.AlarmConditionType))
     assert (await node.read_browse_name()).Name == "AlarmConditionType"
     assert len(table) > created
