@@ -14,6 +14,11 @@ with a WARNING line when a type misses the event target (>= 0.95 warned, <= 0.5 
 episodes per machine-month; the card says ``"meets_target": false``), then the row-level
 figures. Exit 0 when the models were written, 2 on a configuration error, 1 otherwise. The
 default (160 + 40 runs per type, half of them held out, dt 600 s) takes a few minutes on 2 cores.
+
+Started as ``python -m refineryiq.train`` (how the daemon starts its first-start training) it
+runs in the background: the idle scheduling class for it and its worker processes, one thread
+per process in the numeric libraries (:func:`gateway.runtime.child_process.run_in_background`);
+its first stderr line says what it got.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from joblib import Parallel, delayed
 from analytics.pdm.dataset import MIN_RUNS, RunHistory, history_from_run
 from analytics.pdm.events import MACHINE_MONTH_H, TARGET_FALSE_PER_MONTH, TARGET_WARNED_SHARE
 from analytics.pdm.model import TrainOptions, save, train_type
+from gateway.runtime.child_process import IDLE, run_in_background
 from gateway.settings import DEFAULT_CONFIG, MaintenanceSettings, load_config
 from plant.errors import ConfigError
 from plant.schema import EquipmentType, Plant
@@ -191,5 +197,15 @@ def main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def background_main(argv: list[str]) -> int:
+    """:func:`main` in the background (see the module docstring): the scans and HTTP answers
+    of a daemon on the same cores come first."""
+    got = run_in_background()
+    # The daemon logs a line starting with "WARNING:" at that level.
+    print(("" if got == IDLE else "WARNING: not in the idle scheduling class: ")
+          + f"scheduling {got}, numeric libraries at 1 thread per process", file=sys.stderr)
+    return main(argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    raise SystemExit(background_main(sys.argv[1:]))

@@ -40,6 +40,38 @@ def test_unit_verifies_apart_from_the_install_path(tmp_path):
     assert not problems, problems
 
 
+def _service_settings() -> dict[str, list[str]]:
+    """The [Service] section of the unit: each key with its values in order."""
+    section, out = None, {}
+    for line in UNIT.read_text().splitlines():
+        line = line.strip()
+        if line.startswith("["):
+            section = line
+        elif section == "[Service]" and "=" in line and not line.startswith("#"):
+            key, value = line.split("=", 1)
+            out.setdefault(key, []).append(value)
+    return out
+
+
+def test_unit_leaves_the_daemon_at_normal_priority():
+    # Nice=, CPUSchedulingPolicy= and IOSchedulingClass= would apply to the daemon (the scans)
+    # as much as to its background children, which lower their own priority instead.
+    settings = _service_settings()
+    for key in ("Nice", "CPUSchedulingPolicy", "CPUSchedulingPriority", "IOSchedulingClass",
+                "IOSchedulingPriority"):
+        assert key not in settings, key
+    assert settings["CPUWeight"] == ["100"]
+
+
+def test_unit_lets_the_children_lower_their_own_priority():
+    # The children call setpriority (nice) and sched_setscheduler (SCHED_IDLE), both in the
+    # @resources group the filter otherwise denies.
+    filters = _service_settings()["SystemCallFilter"]
+    assert any("@resources" in f and f.startswith("~") for f in filters)
+    allowed = {name for f in filters if not f.startswith("~") for name in f.split()}
+    assert {"setpriority", "sched_setscheduler"} <= allowed
+
+
 def _notify_socket(path: Path) -> socket.socket:
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(path))
