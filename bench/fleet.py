@@ -745,6 +745,9 @@ async def outage_and_drain(url: str, conn, sampler: Sampler, members: list[Membe
         # Each writer's wall seconds by stage over the drain, mean of the gateways (the next
         # chunk's read and encode overlap the COPY of the current one).
         "writer_stage_seconds_mean": stages,
+        "writer_stage_note": "copy includes the stalled chunk's wait from the stall's start "
+                             "(about outage_s); read and encode include look-aheads prepared "
+                             "during the stall",
         "profile": profile,
     }
 

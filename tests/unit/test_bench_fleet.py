@@ -1,5 +1,5 @@
-"""The fleet benchmark's own bookkeeping: value keys, the loss/duplicate reconciliation and the
-parsing of a binary COPY of one bigint column (bench/fleet.py)."""
+"""The fleet benchmark's own bookkeeping: value keys, the loss/duplicate reconciliation, the
+parsing of a binary COPY of one bigint column and the drain profile's summary (bench/fleet.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from bench.fleet import TAG_BITS, parse_int8_copy, reconcile, value_keys
+from bench.fleet import TAG_BITS, parse_int8_copy, reconcile, summarize_profile, value_keys
 
 BASE_US = 1_796_000_000_000_000
 
@@ -66,3 +66,20 @@ def test_binary_copy_of_one_bigint_column():
     assert parse_int8_copy(payload).tolist() == values
     with pytest.raises(ValueError, match="binary COPY"):
         parse_int8_copy(b"not a copy stream")
+
+
+def test_profile_summary_shares_functions_by_samples_on_and_atop_the_stack():
+    raw = "\n".join([
+        "thread (101);run (a.py:1);copy (b.py:7);select (selectors.py:3) 6",
+        "thread (101);run (a.py:2);encode (c.py:9) 3",
+        "thread (102);encode (c.py:10) 1",
+        "not a sample line",
+    ])
+    summary = summarize_profile(raw)
+    assert summary["samples"] == 10
+    inclusive = {f["function"]: f["share"] for f in summary["inclusive"]}
+    own = {f["function"]: f["share"] for f in summary["self"]}
+    # Lines of one function are one entry; a thread's id is not a function.
+    assert inclusive == {"thread": 1.0, "run (a.py)": 0.9, "copy (b.py)": 0.6,
+                         "select (selectors.py)": 0.6, "encode (c.py)": 0.4}
+    assert own == {"select (selectors.py)": 0.6, "encode (c.py)": 0.4}
