@@ -12,7 +12,7 @@ Scenarios (``--scenarios``; default ``all plant tracemalloc``):
   PostgreSQL at 127.0.0.1:5432 (database test, user postgres) into a throwaway schema,
   dropped afterwards (``--database-url`` to change it). Targets: daemon <= 150 MB RSS,
   the unit's process tree <= 250 MB.
-- ``plant``: plain `refineryiq run --simulate` on the plant catalog (config/plant.toml, 51
+- ``plant``: plain `refineryiq run --simulate` on the plant catalog (config/plant.toml, 57
   tags; services as config/gateway.toml has them: OPC-UA server on, MQTT and historian off).
   Target: daemon <= 80 MB RSS.
 - ``off`` / ``on``: the earlier pair, 10,000 tags with the northbound OPC-UA server off / on
@@ -75,7 +75,7 @@ from tests.support.faults import simulate_config, synthetic_group
 MB = 1024 * 1024
 DAEMON_TARGET_MB = 150.0        # the daemon at 10,000 tags, every service on
 TREE_TARGET_MB = 250.0          # everything the systemd unit's cgroup holds (no simulator)
-PLANT_TARGET_MB = 80.0          # the daemon on the plant catalog's 51 tags
+PLANT_TARGET_MB = 80.0          # the daemon on the plant catalog's 57 tags
 REPORT_FORMATS = ("html", "pdf", "xlsx")
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MQTT_HOST = "127.0.0.1"
