@@ -17,13 +17,15 @@ default (160 + 40 runs per type, half of them held out, dt 600 s) takes a few mi
 
 Started as ``python -m refineryiq.train`` (how the daemon starts its first-start training) it
 runs in the background: the idle scheduling class for it and its worker processes, one thread
-per process in the numeric libraries (:func:`gateway.runtime.child_process.run_in_background`);
-its first stderr line says what it got.
+per process in the numeric libraries (:func:`gateway.runtime.child_process.run_in_background`),
+and without ``--jobs`` one core left for the daemon (1 worker on 2 cores); its first stderr line
+says what it got.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -197,9 +199,17 @@ def main(argv: list[str]) -> int:
     return EXIT_OK
 
 
+def background_jobs() -> int:
+    """Worker processes of a background training without ``--jobs``: every core but one, which
+    stays for the daemon beside it (1 on 2 cores), at most MAX_JOBS."""
+    return max(1, min(MAX_JOBS, (os.cpu_count() or 1) - 1))
+
+
 def background_main(argv: list[str]) -> int:
     """:func:`main` in the background (see the module docstring): the scans and HTTP answers
     of a daemon on the same cores come first."""
+    if not any(a == "--jobs" or a.startswith("--jobs=") for a in argv):
+        argv = [*argv, "--jobs", str(background_jobs())]
     got = run_in_background()
     # The daemon logs a line starting with "WARNING:" at that level.
     print(("" if got == IDLE else "WARNING: not in the idle scheduling class: ")

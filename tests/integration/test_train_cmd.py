@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from plant.schema import EquipmentType
+from refineryiq import train
 from refineryiq.train import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,3 +48,10 @@ def test_train_defaults_to_the_state_dir_of_the_config(tmp_path: Path, monkeypat
     monkeypatch.setenv("REFINERYIQ_STATE_DIR", str(tmp_path / "state"))
     assert main(["--runs", "4", "--dt", "3600", "--types", "VALVE", "--jobs", "1"]) == 0
     assert (tmp_path / "state" / "models" / "VALVE.card.json").is_file()
+
+
+def test_a_background_training_leaves_a_core_for_the_daemon(monkeypatch):
+    # python -m refineryiq.train (the daemon's first start) without --jobs: one core stays free.
+    for cores, jobs in ((1, 1), (2, 1), (3, 2), (8, train.MAX_JOBS)):
+        monkeypatch.setattr(train.os, "cpu_count", lambda cores=cores: cores)
+        assert train.background_jobs() == jobs
