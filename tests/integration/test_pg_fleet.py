@@ -154,7 +154,7 @@ async def test_0007_keeps_every_row_of_a_single_gateway_schema_and_assigns_it(pg
     assert await migrate(pg_conn, timescale=False, upto=6) == VERSIONS[:6]
     await populate_0006(pg_conn, ["edge-01"])
     before = await row_counts(pg_conn)
-    assert await migrate(pg_conn, timescale=False, gateway_id="another-gw") == [7]
+    assert await migrate(pg_conn, timescale=False, gateway_id="another-gw") == [7, 8]
     assert await row_counts(pg_conn) == before
     assert await owners(pg_conn) == {t: {"edge-01"} for t in CATALOG_TABLES}
     # The old gateway's next start syncs into its own rows; a new gateway gets its own.
@@ -169,7 +169,7 @@ async def test_0007_gives_rows_without_a_registered_gateway_to_the_migrating_one
     await populate_0006(pg_conn, [])
     with pytest.raises(MigrationError, match="no gateway is registered"):
         await migrate(pg_conn, timescale=False)
-    assert await migrate(pg_conn, timescale=False, gateway_id="edge-07", site="cardon") == [7]
+    assert await migrate(pg_conn, timescale=False, gateway_id="edge-07", site="cardon") == [7, 8]
     assert await owners(pg_conn) == {t: {"edge-07"} for t in CATALOG_TABLES}
     assert tuple(await pg_conn.fetchrow("SELECT gateway_id, site FROM gateways")) == ("edge-07", "cardon")
 
@@ -183,7 +183,7 @@ async def test_0007_with_several_gateways_needs_a_catalog_owner_and_loses_nothin
     assert await pg_conn.fetchval("SELECT max(version) FROM schema_migrations") == 6
     with pytest.raises(MigrationError, match="not a registered gateway"):
         await migrate(pg_conn, timescale=False, catalog_owner="gw-z")
-    assert await migrate(pg_conn, timescale=False, catalog_owner="gw-a") == [7]
+    assert await migrate(pg_conn, timescale=False, catalog_owner="gw-a") == [7, 8]
     after = await row_counts(pg_conn)
     copied = {t: before[t] for t in ("process_units", "equipment", "process_tags", "tanks")}
     assert after == {**before, **{t: 2 * n for t, n in copied.items()}}
@@ -266,7 +266,7 @@ async def test_timescale_0007_keys_hypertable_rows_by_gateway(pg_conn, catalog):
     await pg_conn.execute("INSERT INTO gateways (gateway_id) VALUES ('edge-01')")
     await pg_conn.execute("INSERT INTO process_units (unit_id, name, type) VALUES ('U1', 'Unit', 'CDU')")
     await pg_conn.execute("INSERT INTO kpis (time, gateway_id, unit_id, oee) VALUES (now(), 'edge-01', 'U1', 0.8)")
-    assert await migrate(pg_conn, timescale=True) == [7]
+    assert await migrate(pg_conn, timescale=True) == [7, 8]
     fks = {r[0] for r in await pg_conn.fetch(
         """SELECT pg_get_constraintdef(oid) FROM pg_constraint
            WHERE conrelid = 'kpis'::regclass AND contype = 'f'""")}

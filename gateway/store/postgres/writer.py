@@ -170,6 +170,7 @@ class DatabaseWriter:
         self._failures = 0
         self._commits: deque[tuple[float, int]] = deque()
         self._migrated = asyncio.Event()
+        self._catalog_synced = asyncio.Event()
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -230,6 +231,7 @@ class DatabaseWriter:
             self._backend = await storage_backend(conn)
             self._migrated.set()
             await sync_catalog(conn, self.catalog, gateway_id=self.gateway_id, site=self.site)
+            self._catalog_synced.set()
             self._partition_days.clear()
             await self._resume(conn)
         except BaseException:
@@ -270,6 +272,11 @@ class DatabaseWriter:
     async def wait_migrated(self) -> None:
         """Return once this writer has migrated (or found migrated) the historian schema."""
         await self._migrated.wait()
+
+    async def wait_catalog_synced(self) -> None:
+        """Return once this writer has also synced the gateway's catalog (units, tags,
+        equipment: what the forwarded KPI, alarm and prediction rows refer to)."""
+        await self._catalog_synced.wait()
 
     async def _store_identity(self) -> str:
         """The embedded store's identity, made once and kept in the store itself."""
