@@ -257,7 +257,10 @@ def tank_section(rows: list[dict], catalog: Catalog) -> Section:
                    "level trend) and the day's lowest and highest level.", [table], charts=["tanks"])
 
 
-def quality_section(counts: dict[str, list[int]], catalog: Catalog) -> Section:
+def quality_section(counts: dict[str, list[int]], catalog: Catalog,
+                    source: str = "embedded history") -> Section:
+    """Good / doubtful / bad shares per unit and tag; ``source`` names where the counts come
+    from (the gateway's embedded history, or the historian)."""
     per_unit: dict[str, list[int]] = {u.id: [0, 0, 0] for u in catalog.plant.units}
     per_tag = Table("Tags with non-good samples", [
         Column("Tag"), Column("Unit"), Column("Samples", "", 0), Column("Good", PCT, 2),
@@ -284,7 +287,7 @@ def quality_section(counts: dict[str, list[int]], catalog: Catalog) -> Section:
     per_tag.rows.sort(key=lambda r: -(r[5] or 0.0))
     return Section(SectionKey.DATA_QUALITY, "Data quality",
                    "Share of good, doubtful and bad samples of each unit's tags in the day's "
-                   "scans (embedded history).", [table, per_tag], charts=["data_quality"])
+                   f"scans ({source}).", [table, per_tag], charts=["data_quality"])
 
 
 # --------------------------------------------------------------------------- the report
@@ -314,6 +317,6 @@ def build_report(inputs: DayInputs, day: PlantDay, until: float, generated_at: f
         alarm_section(day, until, inputs, alarm_config), equipment_section(inputs, catalog), kpis,
         energy_section(inputs.energy, catalog, day), oee_section(by_unit, unit_ids, targets.oee_pct),
         tank_section(inputs.tanks, catalog), balance_section(inputs.balance),
-        quality_section(inputs.quality, catalog)]
+        quality_section(inputs.quality, catalog, inputs.quality_source)]
     report.sections = [summary_section(detail, catalog), *detail]
     return report

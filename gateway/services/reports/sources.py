@@ -9,9 +9,11 @@ WAL lets readers run next to the daemon's writers). A file that does not exist y
 empty source, never an error: a report of a day without data says so.
 
 ``HistorianSources`` reads one gateway's rows from the central PostgreSQL/TimescaleDB instead
-(``refineryiq report --historian``): what the gateways forward there, which is process data,
-so the day's data quality of that gateway's tags; the analytics results and the alarm
-journal stay in each gateway's state directory, and those sections say there is no data.
+(``refineryiq report --historian``): what the gateways forward there — the day's data quality
+of that gateway's tags (process data), its KPIs, completed energy hours and alarm journal.
+Mass balance, tank states and equipment health are not forwarded: those sections say there
+is no data. Every query is filtered by the chosen gateway (tag and unit ids repeat across the
+gateways of one database).
 """
 
 from __future__ import annotations
@@ -59,6 +61,8 @@ class DayInputs:
     transitions: list[AlarmTransition] = field(default_factory=list)
     # Samples per plant tag: [good, doubtful, bad].
     quality: dict[str, list[int]] = field(default_factory=dict)
+    # Where the quality counts come from, named in the report's data-quality section.
+    quality_source: str = "embedded history"
 
 
 def quality_counts(conn: sqlite3.Connection, start: float, end: float,
@@ -207,8 +211,9 @@ def _if_tables(conn: sqlite3.Connection, fn: Any, *args: Any) -> Any:
 
 class HistorianSources:
     """The report's inputs of one gateway from the historian database (same interface as
-    ``ReportSources``): the per-tag quality counts of the day from ``process_data``, only
-    that gateway's rows (tag ids repeat across the gateways of one database)."""
+    ``ReportSources``): the per-tag quality counts of the day from ``process_data``, the KPI
+    rows, completed energy hours and alarm transitions the gateway forwarded; only that
+    gateway's rows (tag ids repeat across the gateways of one database)."""
 
     def __init__(self, url: str, gateway_id: str, catalog_tag_ids: list[str], *,
                  schema: str | None = None, connect_timeout_s: float = 30.0):
@@ -242,10 +247,17 @@ class HistorianSources:
         await self.close()
 
     async def read_day(self, day: PlantDay, until: float) -> DayInputs:
-        """The day's quality counts of the gateway's plant tags, up to ``until``."""
+        """The day's KPIs, energy hours, alarm transitions and quality counts of the
+        gateway's plant tags, up to ``until``."""
+        from gateway.store.postgres.outbound_reads import alarm_transitions, energy_rows, kpi_rows
         from gateway.store.postgres.reads import quality_counts
         if self._conn is None:
             raise RuntimeError("HistorianSources: open() first")
-        return DayInputs(quality=await quality_counts(
-            self._conn, day.start, until, gateway_id=self.gateway_id,
-            tag_ids=self.catalog_tag_ids))
+        conn, gateway_id = self._conn, self.gateway_id
+        return DayInputs(
+            kpis=await kpi_rows(conn, gateway_id, day.start, until),
+            energy=await energy_rows(conn, gateway_id, day.start, day.end),
+            transitions=await alarm_transitions(conn, gateway_id, day.start, until),
+            quality=await quality_counts(conn, day.start, until, gateway_id=gateway_id,
+                                         tag_ids=self.catalog_tag_ids),
+            quality_source="historian")
