@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from analytics.alarm_types import AlarmKind, AlarmState, AlarmTransition, Severity
+from gateway.runtime.supervisor import Supervisor
 from gateway.services.alarms.journal import JOURNAL_FILE, AlarmJournal
 from gateway.services.analytics.results import ENERGY, FILE_NAME, KPIS, AnalyticsStore
 from gateway.services.analytics.run import RunRows
+from gateway.services.historian import HistorianService
 from gateway.services.reports import PlantDay, plant_zone
 from gateway.services.reports.build import build_report
 from gateway.services.reports.sources import HistorianSources
-from gateway.settings import load_config
+from gateway.settings import DatabaseSettings, load_config
 from gateway.store.postgres.catalog_sync import sync_catalog
 from gateway.store.postgres.connection import connect
 from gateway.store.postgres.outbound import KindStats, OutboundForwarder, forward_kind
@@ -337,3 +339,39 @@ async def test_alarm_standing_at_the_days_start_is_read_back_with_its_activation
     assert [t.seq for t in inputs.transitions] == [1, 2, 3]
     async with HistorianSources(TEST_DATABASE_URL, GW_B, [], schema=schema) as sources:
         assert (await sources.read_day(day, day.end)).transitions == []
+
+
+async def test_the_database_service_forwards_the_state_directorys_results(store, catalog,
+                                                                          pg_schema, tmp_path,
+                                                                          day):
+    tag = plant_tag(catalog, "CDU-101")
+    t0 = day.start + 3600.0
+    state = tmp_path / "state"
+    state.mkdir()
+    await journal_transitions(state, [
+        transition(1, tag, AlarmState.NORMAL, AlarmState.UNACK, t0, "a-1")])
+    await save_run(state, [kpi("CDU-101", t0, 80.0)])
+    supervisor = Supervisor()
+    service = HistorianService(
+        DatabaseSettings.model_validate({"url": TEST_DATABASE_URL, "schema": pg_schema,
+                                         "timescale": False, "max_lag_s": 1e9}),
+        store, catalog, GW_A, "cardon", supervisor, state_dir=state)
+    await service.start()
+    try:
+        async def forwarded() -> None:
+            while (service.health()["results_forwarded"] or {}).get("kpis", {}).get(
+                    "rows_forwarded") != 1:
+                await asyncio.sleep(0.05)
+        await asyncio.wait_for(forwarded(), 30)
+        section = service.health()["results_forwarded"]
+        assert section["alarm_journal"]["rows_forwarded"] == 1
+        assert section["kpis"]["position"] == t0
+    finally:
+        await supervisor.stop()
+        await service.stop()
+    conn = await connect(TEST_DATABASE_URL, schema=pg_schema)
+    try:
+        assert await conn.fetchval("SELECT gateway_id FROM kpis") == GW_A
+        assert await conn.fetchval("SELECT gateway_id FROM alarm_journal") == GW_A
+    finally:
+        await conn.close()
