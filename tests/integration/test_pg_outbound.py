@@ -62,6 +62,7 @@ def transition(seq: int, key_tag: str, from_state: AlarmState, to_state: AlarmSt
 
 
 async def journal_transitions(state: Path, transitions: list[AlarmTransition]) -> None:
+    state.mkdir(parents=True, exist_ok=True)
     journal = AlarmJournal(state / JOURNAL_FILE, retention_s=86_400 * 3650)
     await journal.open()
     try:
@@ -375,3 +376,23 @@ async def test_the_database_service_forwards_the_state_directorys_results(store,
         assert await conn.fetchval("SELECT gateway_id FROM alarm_journal") == GW_A
     finally:
         await conn.close()
+
+
+async def test_a_replaced_alarm_journal_behind_the_cursor_is_reported(fleet, catalog, tmp_path,
+                                                                      day):
+    tag = plant_tag(catalog, "CDU-101")
+    t0 = day.start + 3600.0
+    await journal_transitions(tmp_path / "old", [
+        transition(seq, tag, AlarmState.NORMAL, AlarmState.UNACK, t0 + seq, f"a-{seq}")
+        for seq in (1, 2, 3)])
+    await forward_all(fleet, tmp_path / "old", GW_A)
+    # A new state directory: the journal starts at seq 1 again.
+    await journal_transitions(tmp_path / "new", [
+        transition(1, tag, AlarmState.NORMAL, AlarmState.UNACK, t0 + 100, "b-1")])
+    kinds = StateDirKinds.of(tmp_path / "new")
+    try:
+        stats = KindStats()
+        assert await forward_kind(fleet, kinds.alarms, GW_A, stats) == 0
+        assert stats.store_behind and stats.position == 3.0
+    finally:
+        await kinds.close()

@@ -64,6 +64,10 @@ class OutboundKind(Protocol):
         """The row in a log line of a refusal."""
         ...
 
+    async def last_position(self) -> float | None:
+        """The newest position in the gateway's store (None when it holds no rows)."""
+        ...
+
 
 class OutboundCursorConflictError(Exception):
     """The cursor row moved under the forwarder: another gateway uses the same gateway id."""
@@ -75,6 +79,9 @@ class KindStats:
     rows_refused: int = 0
     position: float | None = None
     last_refusal: str | None = None
+    # The gateway's store ends before the database's position: it was replaced (a new state
+    # directory), and its rows up to that position are not forwarded.
+    store_behind: bool = False
 
 
 async def cursor_position(conn: asyncpg.Connection, gateway_id: str, kind: str) -> float:
@@ -136,6 +143,15 @@ async def forward_kind(conn: asyncpg.Connection, kind: OutboundKind, gateway_id:
         if len(rows) < batch_rows:
             break
     stats.position = position
+    if not sent:
+        last = await kind.last_position()
+        behind = last is not None and last < position
+        if behind and not stats.store_behind:
+            log.warning("outbound.store_behind_cursor", kind=kind.name, gateway_id=gateway_id,
+                        store_position=last, database_position=position,
+                        hint="the gateway's store was replaced; its rows up to the database's "
+                             "position are not forwarded (see docs/fleet.md)")
+        stats.store_behind = behind
     return sent
 
 
@@ -146,7 +162,8 @@ class OutboundStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {name: {"rows_forwarded": s.rows_forwarded, "rows_refused": s.rows_refused,
-                       "position": s.position, "last_refusal": s.last_refusal}
+                       "position": s.position, "last_refusal": s.last_refusal,
+                       "store_behind": s.store_behind}
                 for name, s in self.kinds.items()}
 
 

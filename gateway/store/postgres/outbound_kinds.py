@@ -60,30 +60,43 @@ class SqliteRows:
         self.columns = tuple(columns)
         extra = f" AND {where}" if where else ""
         # Every row up to the position of the limit-th row: a group is never cut in two.
+        self._last_sql = f"SELECT max({position}) FROM {table}" + (f" WHERE {where}" if where else "")
         self._sql = (f"SELECT {position}, {', '.join(self.columns)} FROM {table} "
                      f"WHERE {position} > ?{extra} AND {position} <= (SELECT max(p) FROM "
                      f"(SELECT {position} AS p FROM {table} WHERE {position} > ?{extra} "
                      f"ORDER BY {position} LIMIT ?)) ORDER BY {position}")
         self._db: SqliteThread | None = None
 
-    async def after(self, position: float, limit: int) -> list[tuple[float, dict]]:
-        if self._db is None:
-            if not self.path.exists():
-                return []
+    async def _open(self) -> SqliteThread | None:
+        if self._db is None and self.path.exists():
             db = SqliteThread(self.path, (), name=f"outbound-{self.path.stem}")
             await db.open()
             self._db = db
+        return self._db
+
+    async def _query(self, sql: str, params: tuple) -> list[tuple]:
+        db = await self._open()
+        if db is None:
+            return []
 
         def read(conn: sqlite3.Connection) -> list[tuple]:
             try:
-                return conn.execute(self._sql, (position, position, limit)).fetchall()
+                return conn.execute(sql, params).fetchall()
             except sqlite3.OperationalError as exc:
                 if "no such table" in str(exc):
                     return []
                 raise
 
-        rows = await self._db.call(read)
+        return await db.call(read)
+
+    async def after(self, position: float, limit: int) -> list[tuple[float, dict]]:
+        rows = await self._query(self._sql, (position, position, limit))
         return [(float(r[0]), dict(zip(self.columns, r[1:], strict=True))) for r in rows]
+
+    async def last_position(self) -> float | None:
+        """The newest position in the file (None without rows)."""
+        rows = await self._query(self._last_sql, ())
+        return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def close(self) -> None:
         if self._db is not None:
@@ -99,6 +112,9 @@ class _FileKind:
 
     async def after(self, position: float, limit: int) -> list[OutboundRow]:
         return [OutboundRow(p, r) for p, r in await self.rows.after(position, limit)]
+
+    async def last_position(self) -> float | None:
+        return await self.rows.last_position()
 
     async def close(self) -> None:
         await self.rows.close()
