@@ -396,3 +396,22 @@ async def test_a_replaced_alarm_journal_behind_the_cursor_is_reported(fleet, cat
         assert stats.store_behind and stats.position == 3.0
     finally:
         await kinds.close()
+
+
+async def test_an_alert_active_again_within_its_occurrence_needs_acknowledging_again(
+        fleet, catalog, tmp_path, day):
+    tag = plant_tag(catalog, "CDU-101")
+    t0 = day.start + 3600.0
+    await journal_transitions(tmp_path, [
+        transition(1, tag, AlarmState.NORMAL, AlarmState.UNACK, t0, "a-1"),
+        transition(2, tag, AlarmState.UNACK, AlarmState.RTN_UNACK, t0 + 10, "a-1"),
+        transition(3, tag, AlarmState.RTN_UNACK, AlarmState.UNACK, t0 + 20, "a-1"),
+        transition(4, tag, AlarmState.UNACK, AlarmState.ACKED, t0 + 30, "a-1", user="ana")])
+    await forward_all(fleet, tmp_path, GW_A)
+    alert = await fleet.fetchrow("SELECT state, acknowledged, acknowledged_by, cleared_at, time "
+                                 "FROM alerts")
+    assert (alert["state"], alert["acknowledged"], alert["acknowledged_by"]) == (
+        "ACTIVE_ACK", True, "ana")
+    assert alert["cleared_at"] is None and alert["time"].timestamp() == t0
+    events = [r["event"] for r in await fleet.fetch("SELECT event FROM alarm_journal ORDER BY seq")]
+    assert events == ["ACTIVATE", "CLEAR", "ACTIVATE", "ACKNOWLEDGE"]

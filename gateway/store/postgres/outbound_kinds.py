@@ -160,11 +160,17 @@ ON CONFLICT (gateway_id, alarm_id) WHERE alarm_id IS NOT NULL DO UPDATE SET
     threshold = coalesce(EXCLUDED.threshold, alerts.threshold),
     message = CASE WHEN EXCLUDED.message = '' THEN alerts.message ELSE EXCLUDED.message END,
     state = EXCLUDED.state,
-    acknowledged = alerts.acknowledged OR EXCLUDED.acknowledged,
-    acknowledged_at = coalesce(alerts.acknowledged_at, EXCLUDED.acknowledged_at),
-    acknowledged_by = coalesce(alerts.acknowledged_by, EXCLUDED.acknowledged_by),
-    auto_acknowledged = alerts.auto_acknowledged OR EXCLUDED.auto_acknowledged,
-    cleared_at = coalesce(alerts.cleared_at, EXCLUDED.cleared_at)
+    -- A new activation within the occurrence (return to normal unacknowledged, then active
+    -- again) needs acknowledging again and is no longer cleared.
+    acknowledged = CASE WHEN $18 THEN false ELSE alerts.acknowledged OR EXCLUDED.acknowledged END,
+    acknowledged_at = CASE WHEN $18 THEN NULL
+                           ELSE coalesce(EXCLUDED.acknowledged_at, alerts.acknowledged_at) END,
+    acknowledged_by = CASE WHEN $18 THEN NULL
+                           ELSE coalesce(EXCLUDED.acknowledged_by, alerts.acknowledged_by) END,
+    auto_acknowledged = CASE WHEN $18 THEN false
+                             WHEN EXCLUDED.acknowledged THEN EXCLUDED.auto_acknowledged
+                             ELSE alerts.auto_acknowledged END,
+    cleared_at = CASE WHEN $18 THEN NULL ELSE coalesce(alerts.cleared_at, EXCLUDED.cleared_at) END
 RETURNING id"""
 
 _INSERT_JOURNAL = """
@@ -194,7 +200,7 @@ class AlarmJournalKind(_FileKind):
             t["limit_value"], t["severity"], t["message"] or "", t["to_state"], acked,
             when if acked else None, (t["user_name"] or "") if acked else None,
             acked and bool(t["automatic"]), when if cleared else None, t["alarm_id"],
-            t["alarm_key"])
+            t["alarm_key"], event == "ACTIVATE")
         await conn.execute(
             _INSERT_JOURNAL, when, gateway_id, alert_id, tag_id, event, t["from_state"],
             t["to_state"], t["severity"], t["value"], t["user_name"] or "", bool(t["automatic"]),
