@@ -335,7 +335,8 @@ class Gateway:
             # Not a sink: it forwards what the embedded store committed, from its own cursor.
             historian = deps.historian = HistorianService(
                 s.database, store, catalog, s.gateway_id, s.site, tasks,
-                tag_writes=None if deps.writes is None else deps.writes.journal)
+                tag_writes=None if deps.writes is None else deps.writes.journal,
+                state_dir=state_dir)
             report("database", health=historian.health, check=historian.problem)
             services.append(historian)
 
