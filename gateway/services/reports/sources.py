@@ -21,9 +21,8 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import numpy as np
 
 from analytics.alarm_types import AlarmTransition
@@ -35,6 +34,9 @@ from gateway.services.reports.model import PlantDay
 from gateway.store.embedded_rows import TagSetCache
 from gateway.store.sqlite_thread import SqliteThread
 from plant.catalog import SYNTHETIC_PREFIX
+
+if TYPE_CHECKING:  # asyncpg loads only with a historian (central reports)
+    import asyncpg
 
 HISTORY_FILE = "history.sqlite"
 # The journal is only read here; its retention is enforced by the alarm service.
