@@ -20,6 +20,7 @@ Rows deleted by a file's retention before the database came back are not forward
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -32,7 +33,6 @@ import asyncpg
 
 from analytics.alarm_types import AlarmKind, AlarmState
 from gateway.store.postgres.outbound import OutboundRow
-from gateway.store.sqlite_thread import SqliteThread
 
 ALARMS_FILE = "alarms.sqlite"
 ANALYTICS_FILE = "analytics.sqlite"
@@ -65,29 +65,25 @@ class SqliteRows:
                      f"WHERE {position} > ?{extra} AND {position} <= (SELECT max(p) FROM "
                      f"(SELECT {position} AS p FROM {table} WHERE {position} > ?{extra} "
                      f"ORDER BY {position} LIMIT ?)) ORDER BY {position}")
-        self._db: SqliteThread | None = None
 
-    async def _open(self) -> SqliteThread | None:
-        if self._db is None and self.path.exists():
-            db = SqliteThread(self.path, (), name=f"outbound-{self.path.stem}")
-            await db.open()
-            self._db = db
-        return self._db
+    def _read(self, sql: str, params: tuple) -> list[tuple]:
+        """One query on a connection of its own, closed after: a reader every few seconds
+        does not keep a thread and a page cache per file for the daemon's lifetime."""
+        if not self.path.exists():
+            return []
+        conn = sqlite3.connect(self.path, isolation_level=None)
+        try:
+            conn.execute("PRAGMA busy_timeout=5000")
+            return conn.execute(sql, params).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            raise
+        finally:
+            conn.close()
 
     async def _query(self, sql: str, params: tuple) -> list[tuple]:
-        db = await self._open()
-        if db is None:
-            return []
-
-        def read(conn: sqlite3.Connection) -> list[tuple]:
-            try:
-                return conn.execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return []
-                raise
-
-        return await db.call(read)
+        return await asyncio.to_thread(self._read, sql, params)
 
     async def after(self, position: float, limit: int) -> list[tuple[float, dict]]:
         rows = await self._query(self._sql, (position, position, limit))
@@ -99,9 +95,7 @@ class SqliteRows:
         return None if not rows or rows[0][0] is None else float(rows[0][0])
 
     async def close(self) -> None:
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        """Nothing stays open between queries."""
 
 
 class _FileKind:
