@@ -20,8 +20,6 @@ and counted in ``rows_refused``; the cursor moves past it, so it never blocks th
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,7 +27,7 @@ from typing import Any, Protocol
 import asyncpg
 import structlog
 
-from gateway.store.postgres.catalog_sync import GatewayIdentityError, register_gateway
+from gateway.store.postgres.forwarding import CONNECTION_ERRORS, PeriodicForwarder
 
 log = structlog.get_logger(__name__)
 
@@ -167,26 +165,20 @@ class OutboundStats:
                 for name, s in self.kinds.items()}
 
 
-_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-           ConnectionError, GatewayIdentityError, OutboundCursorConflictError)
-
-
-class OutboundForwarder:
+class OutboundForwarder(PeriodicForwarder):
     """Forwards every kind in turn every ``interval_s`` until cancelled, reconnecting with a
     growing pause while the database is away. ``ready`` is awaited first (the writer's
     migration of the schema and sync of the gateway's catalog, which the rows refer to)."""
+
+    log_name = "outbound_forwarder"
+    errors = (*CONNECTION_ERRORS, OutboundCursorConflictError)
 
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]],
                  kinds: Sequence[OutboundKind], gateway_id: str, site: str,
                  ready: Callable[[], Awaitable[None]], interval_s: float = 5.0,
                  retry_max_s: float = 30.0, batch_rows: int = BATCH_ROWS):
-        self._connect = connect
+        super().__init__(connect, gateway_id, site, ready, interval_s, retry_max_s)
         self.kinds = list(kinds)
-        self.gateway_id = gateway_id
-        self.site = site
-        self._ready = ready
-        self.interval_s = interval_s
-        self.retry_max_s = retry_max_s
         self.batch_rows = batch_rows
         self.stats = OutboundStats({k.name: KindStats() for k in self.kinds})
 
@@ -197,42 +189,3 @@ class OutboundForwarder:
             sent += await forward_kind(conn, kind, self.gateway_id, self.stats.kinds[kind.name],
                                        self.batch_rows)
         return sent
-
-    async def run(self) -> None:
-        await self._ready()
-        failures = 0
-        while True:
-            try:
-                conn = await self._connect()
-                try:
-                    await register_gateway(conn, self.gateway_id, self.site)
-                    while True:
-                        await self.forward_once(conn)
-                        self.stats.last_error = None
-                        failures = 0
-                        await asyncio.sleep(self.interval_s)
-                finally:
-                    with contextlib.suppress(Exception):
-                        conn.terminate()
-            except _ERRORS as exc:
-                failures += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("outbound_forwarder.failed", error=self.stats.last_error)
-                await asyncio.sleep(min(self.retry_max_s, 0.5 * 2 ** min(failures, 8)))
-
-    async def flush(self, timeout_s: float) -> bool:
-        """Forward what is stored now, within ``timeout_s`` (at shutdown)."""
-        async def once() -> None:
-            conn = await self._connect()
-            try:
-                await register_gateway(conn, self.gateway_id, self.site)
-                await self.forward_once(conn)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=1.0)
-        try:
-            await asyncio.wait_for(once(), timeout_s)
-        except (TimeoutError, *_ERRORS) as exc:
-            log.warning("outbound_forwarder.flush_incomplete", error=f"{type(exc).__name__}: {exc}")
-            return False
-        return True

@@ -9,8 +9,6 @@ own connection, so a burst of writes never waits for a COPY of scan data.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +17,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from gateway.store.postgres.catalog_sync import GatewayIdentityError, register_gateway
+from gateway.store.postgres.forwarding import PeriodicForwarder
 
 log = structlog.get_logger(__name__)
 
@@ -100,64 +98,21 @@ class ForwarderStats:
     last_error: str | None = None
 
 
-_ERRORS = (OSError, asyncio.TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-           ConnectionError, GatewayIdentityError)
-
-
-class TagWritesForwarder:
+class TagWritesForwarder(PeriodicForwarder):
     """Forwards the write journal every ``interval_s`` until cancelled, reconnecting with a
     growing pause while the database is away. ``ready`` is awaited first (the writer's
     migration of the schema)."""
 
+    log_name = "tag_writes_forwarder"
+
     def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], source: TagWriteSource,
                  gateway_id: str, site: str, ready: Callable[[], Awaitable[None]],
                  interval_s: float = 1.0, retry_max_s: float = 30.0):
-        self._connect = connect
+        super().__init__(connect, gateway_id, site, ready, interval_s, retry_max_s)
         self.source = source
-        self.gateway_id = gateway_id
-        self.site = site
-        self._ready = ready
-        self.interval_s = interval_s
-        self.retry_max_s = retry_max_s
         self.stats = ForwarderStats()
 
-    async def run(self) -> None:
-        await self._ready()
-        failures = 0
-        while True:
-            try:
-                conn = await self._connect()
-                try:
-                    await register_gateway(conn, self.gateway_id, self.site)
-                    while True:
-                        self.stats.rows_forwarded += await forward_tag_writes(
-                            conn, self.source, self.gateway_id, self.site)
-                        self.stats.last_error = None
-                        failures = 0
-                        await asyncio.sleep(self.interval_s)
-                finally:
-                    with contextlib.suppress(Exception):
-                        conn.terminate()
-            except _ERRORS as exc:
-                failures += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                log.warning("tag_writes_forwarder.failed", error=self.stats.last_error)
-                await asyncio.sleep(min(self.retry_max_s, 0.5 * 2 ** min(failures, 8)))
-
-    async def flush(self, timeout_s: float) -> bool:
-        """Forward what is finished now, within ``timeout_s`` (at shutdown)."""
-        async def once() -> None:
-            conn = await self._connect()
-            try:
-                await register_gateway(conn, self.gateway_id, self.site)
-                self.stats.rows_forwarded += await forward_tag_writes(
-                    conn, self.source, self.gateway_id, self.site)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close(timeout=1.0)
-        try:
-            await asyncio.wait_for(once(), timeout_s)
-        except (TimeoutError, *_ERRORS) as exc:
-            log.warning("tag_writes_forwarder.flush_incomplete", error=f"{type(exc).__name__}: {exc}")
-            return False
-        return True
+    async def forward_once(self, conn: asyncpg.Connection) -> int:
+        sent = await forward_tag_writes(conn, self.source, self.gateway_id, self.site)
+        self.stats.rows_forwarded += sent
+        return sent
