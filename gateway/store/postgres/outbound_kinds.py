@@ -24,6 +24,7 @@ import asyncio
 import json
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,6 +51,13 @@ def _fraction(pct: float | None) -> float | None:
     return None if pct is None else pct / 100.0
 
 
+# Every kind's file is read on this one thread (started on the first read): one thread and
+# one allocator arena for all of them, not one per file or per executor thread.
+_READER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbound-read")
+# The reads are a few indexed rows every few seconds: a small page cache is enough.
+_READ_CACHE_KIB = 256
+
+
 class SqliteRows:
     """Rows of one table of a state-directory file past a position, whole groups of equal
     position at a time (one KPI run's units together)."""
@@ -68,12 +76,13 @@ class SqliteRows:
 
     def _read(self, sql: str, params: tuple) -> list[tuple]:
         """One query on a connection of its own, closed after: a reader every few seconds
-        does not keep a thread and a page cache per file for the daemon's lifetime."""
+        does not keep a page cache per file for the daemon's lifetime."""
         if not self.path.exists():
             return []
         conn = sqlite3.connect(self.path, isolation_level=None)
         try:
             conn.execute("PRAGMA busy_timeout=5000")
+            conn.execute(f"PRAGMA cache_size=-{_READ_CACHE_KIB}")
             return conn.execute(sql, params).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
@@ -83,7 +92,7 @@ class SqliteRows:
             conn.close()
 
     async def _query(self, sql: str, params: tuple) -> list[tuple]:
-        return await asyncio.to_thread(self._read, sql, params)
+        return await asyncio.get_running_loop().run_in_executor(_READER, self._read, sql, params)
 
     async def after(self, position: float, limit: int) -> list[tuple[float, dict]]:
         rows = await self._query(self._sql, (position, position, limit))
