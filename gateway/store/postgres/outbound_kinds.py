@@ -34,6 +34,13 @@ import asyncpg
 
 from analytics.alarm_types import AlarmKind, AlarmState
 from gateway.store.postgres.outbound import OutboundRow
+from gateway.store.postgres.result_columns import (
+    ENERGY_COLUMNS,
+    KPI_COLUMNS,
+    gateway_names,
+    historian_names,
+    to_historian,
+)
 
 ALARMS_FILE = "alarms.sqlite"
 ANALYTICS_FILE = "analytics.sqlite"
@@ -45,10 +52,6 @@ _ACTIVE = (AlarmState.UNACK.value, AlarmState.ACKED.value)
 
 def _when(ts: float | None) -> datetime | None:
     return None if ts is None else datetime.fromtimestamp(ts, UTC)
-
-
-def _fraction(pct: float | None) -> float | None:
-    return None if pct is None else pct / 100.0
 
 
 # Every kind's file is read on this one thread (started on the first read): one thread and
@@ -215,14 +218,9 @@ class AlarmJournalKind(_FileKind):
 
 # --------------------------------------------------------------------------- analytics
 
-_KPI_COLUMNS = ("unit_id", "ts", "throughput_bpd", "energy_efficiency", "quality_score",
-                "maintenance_score", "availability_pct", "performance_pct", "oee_quality_pct",
-                "oee_pct", "stability_index")
-_INSERT_KPI = """
-INSERT INTO kpis (time, gateway_id, unit_id, throughput, energy_efficiency, quality_score,
-                  maintenance_score, availability, performance, quality_rate, oee,
-                  stability_index)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+_INSERT_KPI = f"""
+INSERT INTO kpis (time, gateway_id, unit_id, {', '.join(historian_names(KPI_COLUMNS))})
+VALUES ({', '.join(f'${i}' for i in range(1, len(KPI_COLUMNS) + 4))})
 ON CONFLICT (unit_id, time, gateway_id) DO NOTHING"""
 
 
@@ -233,28 +231,21 @@ class KpiKind(_FileKind):
     name = "kpis"
 
     def __init__(self, state_dir: Path):
-        self.rows = SqliteRows(Path(state_dir) / ANALYTICS_FILE, "kpis", "ts", _KPI_COLUMNS,
+        self.rows = SqliteRows(Path(state_dir) / ANALYTICS_FILE, "kpis", "ts",
+                               ("unit_id", "ts", *gateway_names(KPI_COLUMNS)),
                                where=f"unit_id <> '{PLANT_ID}'")
 
     async def write(self, conn: asyncpg.Connection, gateway_id: str, k: dict) -> None:
-        await conn.execute(
-            _INSERT_KPI, _when(k["ts"]), gateway_id, k["unit_id"], k["throughput_bpd"],
-            k["energy_efficiency"], k["quality_score"], k["maintenance_score"],
-            _fraction(k["availability_pct"]), _fraction(k["performance_pct"]),
-            _fraction(k["oee_quality_pct"]), _fraction(k["oee_pct"]), k["stability_index"])
+        await conn.execute(_INSERT_KPI, _when(k["ts"]), gateway_id, k["unit_id"],
+                           *to_historian(KPI_COLUMNS, k))
 
     def describe(self, k: dict) -> str:
         return f"KPIs of {k['unit_id']} at {_when(k['ts'])}"
 
 
-_ENERGY_COLUMNS = ("unit_id", "hour_start", "consumption_kwh", "feed_bbl", "kwh_per_bbl",
-                   "benchmark_kwh_bbl", "target_kwh_bbl", "efficiency_score", "savings_kwh",
-                   "status", "recommendation")
-_INSERT_ENERGY = """
-INSERT INTO energy_analysis (time, gateway_id, unit_id, consumption_kwh, feed_bbl, kwh_per_bbl,
-                             benchmark_kwh_bbl, target_kwh_bbl, efficiency_score,
-                             savings_potential, status, recommendation)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+_INSERT_ENERGY = f"""
+INSERT INTO energy_analysis (time, gateway_id, unit_id, {', '.join(historian_names(ENERGY_COLUMNS))})
+VALUES ({', '.join(f'${i}' for i in range(1, len(ENERGY_COLUMNS) + 4))})
 ON CONFLICT (unit_id, time, gateway_id) DO NOTHING"""
 
 
@@ -265,13 +256,13 @@ class EnergyKind(_FileKind):
 
     def __init__(self, state_dir: Path):
         self.rows = SqliteRows(Path(state_dir) / ANALYTICS_FILE, "energy", "computed_at",
-                               _ENERGY_COLUMNS, where="complete = 1")
+                               ("unit_id", "hour_start", *gateway_names(ENERGY_COLUMNS)),
+                               where="complete = 1")
 
     async def write(self, conn: asyncpg.Connection, gateway_id: str, e: dict) -> None:
-        await conn.execute(
-            _INSERT_ENERGY, _when(e["hour_start"]), gateway_id, e["unit_id"], e["consumption_kwh"],
-            e["feed_bbl"], e["kwh_per_bbl"], e["benchmark_kwh_bbl"], e["target_kwh_bbl"],
-            e["efficiency_score"], e["savings_kwh"], e["status"], e["recommendation"] or "")
+        e = {**e, "recommendation": e["recommendation"] or ""}
+        await conn.execute(_INSERT_ENERGY, _when(e["hour_start"]), gateway_id, e["unit_id"],
+                           *to_historian(ENERGY_COLUMNS, e))
 
     def describe(self, e: dict) -> str:
         return f"energy of {e['unit_id']} hour {_when(e['hour_start'])}"

@@ -15,52 +15,42 @@ from datetime import UTC, datetime
 import asyncpg
 
 from analytics.alarm_types import AlarmKind, AlarmState, AlarmTransition, Severity
+from gateway.store.postgres.result_columns import (
+    ENERGY_COLUMNS,
+    KPI_COLUMNS,
+    historian_names,
+    to_gateway,
+)
 
 
 def _dt(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, UTC)
 
 
-def _pct(fraction: float | None) -> float | None:
-    return None if fraction is None else fraction * 100.0
-
-
 async def kpi_rows(conn: asyncpg.Connection, gateway_id: str, start: float,
                    end: float) -> list[dict]:
     """The gateway's KPI rows with ``start <= time < end``, oldest first."""
     rows = await conn.fetch(
-        """SELECT unit_id, time, throughput, energy_efficiency, quality_score, maintenance_score,
-                  availability, performance, quality_rate, oee, stability_index
-           FROM kpis WHERE gateway_id = $1 AND time >= $2 AND time < $3
-           ORDER BY time, unit_id""", gateway_id, _dt(start), _dt(end))
-    return [{"unit_id": r["unit_id"], "ts": r["time"].timestamp(),
-             "throughput_bpd": r["throughput"], "energy_efficiency": r["energy_efficiency"],
-             "quality_score": r["quality_score"], "maintenance_score": r["maintenance_score"],
-             "availability_pct": _pct(r["availability"]),
-             "performance_pct": _pct(r["performance"]),
-             "oee_quality_pct": _pct(r["quality_rate"]), "oee_pct": _pct(r["oee"]),
-             "stability_index": r["stability_index"]} for r in rows]
+        f"""SELECT unit_id, time, {', '.join(historian_names(KPI_COLUMNS))}
+            FROM kpis WHERE gateway_id = $1 AND time >= $2 AND time < $3
+            ORDER BY time, unit_id""", gateway_id, _dt(start), _dt(end))
+    return [{"unit_id": r["unit_id"], "ts": r["time"].timestamp(), **to_gateway(KPI_COLUMNS, r)}
+            for r in rows]
 
 
 async def energy_rows(conn: asyncpg.Connection, gateway_id: str, start: float,
                       end: float) -> list[dict]:
     """The gateway's completed unit-hours starting in ``[start, end)``, oldest first."""
     rows = await conn.fetch(
-        """SELECT unit_id, time, consumption_kwh, feed_bbl, kwh_per_bbl, benchmark_kwh_bbl,
-                  target_kwh_bbl, efficiency_score, savings_potential, status, recommendation
-           FROM energy_analysis WHERE gateway_id = $1 AND time >= $2 AND time < $3
-           ORDER BY time, unit_id""", gateway_id, _dt(start), _dt(end))
+        f"""SELECT unit_id, time, {', '.join(historian_names(ENERGY_COLUMNS))}
+            FROM energy_analysis WHERE gateway_id = $1 AND time >= $2 AND time < $3
+            ORDER BY time, unit_id""", gateway_id, _dt(start), _dt(end))
     out = []
     for r in rows:
         hour_start = r["time"].timestamp()
         out.append({"unit_id": r["unit_id"], "hour_start": hour_start,
                     "hour_end": hour_start + 3600.0, "complete": True,
-                    "consumption_kwh": r["consumption_kwh"], "feed_bbl": r["feed_bbl"],
-                    "kwh_per_bbl": r["kwh_per_bbl"], "benchmark_kwh_bbl": r["benchmark_kwh_bbl"],
-                    "target_kwh_bbl": r["target_kwh_bbl"],
-                    "efficiency_score": r["efficiency_score"],
-                    "savings_kwh": r["savings_potential"], "status": r["status"],
-                    "recommendation": r["recommendation"]})
+                    **to_gateway(ENERGY_COLUMNS, r)})
     return out
 
 
